@@ -1,0 +1,34 @@
+-- sql/guards.sql: the event trigger that keeps non-superusers from altering
+-- or dropping the audit schema's objects and from switching capture off behind
+-- audit.disable_tracking's back.
+--
+-- Run by every installer after the numbered steps. Event triggers need a
+-- superuser: any other installer gets one warning naming what is missing, and
+-- the log then rests on privileges and the append-only triggers alone.
+-- Idempotent: the event triggers are created only where missing. Their
+-- function, audit.guard_ddl(), is versioned in the numbered steps.
+
+DO $guards$
+DECLARE
+    missing text[] := '{}';
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'audit_guard_ddl_end') THEN
+            CREATE EVENT TRIGGER audit_guard_ddl_end ON ddl_command_end EXECUTE FUNCTION audit.guard_ddl();
+            COMMENT ON EVENT TRIGGER audit_guard_ddl_end IS
+                'pg-audit: refuses non-superuser ALTER/CREATE on audit objects and disabling capture triggers';
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'audit_guard_drop') THEN
+            CREATE EVENT TRIGGER audit_guard_drop ON sql_drop EXECUTE FUNCTION audit.guard_ddl();
+            COMMENT ON EVENT TRIGGER audit_guard_drop IS
+                'pg-audit: refuses non-superuser DROP of audit objects and of capture triggers';
+        END IF;
+        -- ENABLE ALWAYS: session_replication_role = replica must not skip the guard.
+        ALTER EVENT TRIGGER audit_guard_ddl_end ENABLE ALWAYS;
+        ALTER EVENT TRIGGER audit_guard_drop ENABLE ALWAYS;
+    ELSE
+        RAISE WARNING 'pg-audit: installed without a superuser, so these guards are missing: event triggers audit_guard_ddl_end and audit_guard_drop (they stop non-superusers from altering or dropping audit objects and disabling capture triggers)'
+            USING HINT = 'Run the installer once as a superuser to add them.';
+    END IF;
+END
+$guards$;

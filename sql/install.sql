@@ -1,0 +1,23 @@
+-- sql/install.sql: install or upgrade pg-audit with psql.
+--
+--     psql -v ON_ERROR_STOP=1 -d mydb -f sql/install.sql
+--
+-- Applies, in one transaction, sql/bootstrap.sql, every numbered step the
+-- database does not have yet, then sql/guards.sql. Running it again changes
+-- nothing. pg-audit install and Django's migrate apply the same files.
+\set ON_ERROR_STOP 1
+\set QUIET 1
+BEGIN;
+SET LOCAL client_min_messages = warning;
+\o /dev/null
+\ir bootstrap.sql
+
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 1) AS pending \gset
+\if :pending
+\ir 0001_core.sql
+\endif
+
+\ir guards.sql
+COMMIT;
+\o
+SELECT 'pg-audit schema at version ' || max(version) AS status FROM audit.schema_version;
