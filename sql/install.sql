@@ -17,6 +17,21 @@ SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 1) AS pendin
 \ir 0001_core.sql
 \endif
 
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 2) AS pending \gset
+\if :pending
+\ir 0002_django.sql
+\endif
+
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 3) AS pending \gset
+\if :pending
+\ir 0003_reporting.sql
+\endif
+
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 4) AS pending \gset
+\if :pending
+\ir 0004_retention.sql
+\endif
+
 \ir guards.sql
 COMMIT;
 \o
