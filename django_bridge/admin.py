@@ -1,0 +1,437 @@
+"""A read-only admin viewer for ``audit.event``, for superusers only.
+
+Built for a log of millions of rows: pages never run an unbounded COUNT,
+every filter and the search use a column that an index of audit.event can
+serve (or name one the docs recommend), and the CSV export streams.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import ipaddress
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections, router
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from .models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+KNOWN_ACTIONS = (
+    "INSERT", "UPDATE", "DELETE", "TRUNCATE",
+    "LOGIN", "LOGOUT", "LOGIN_FAILED",
+    "ADMIN_CREATE", "ADMIN_UPDATE", "ADMIN_DELETE",
+    "TRACKING_ENABLED", "TRACKING_DISABLED",
+)
+
+# Past this many matching rows the list says "more than N" instead of counting.
+COUNT_CAP = 10_000
+
+CSV_COLUMNS = (
+    "id", "occurred_at", "action", "outcome", "actor_id", "actor_name", "ip", "user_agent",
+    "request_id", "db_role", "application_name", "table_name", "row_key", "old_values",
+    "new_values", "detail", "txid", "tx_started_at",
+)
+
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str | int:
+    """A value as a CSV cell that no spreadsheet runs as a formula and that stays on one line."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        text = str(value)
+    if text.lstrip(" ").startswith(_FORMULA_START):
+        text = "'" + text
+    # Quoted newlines are valid CSV, but line-oriented tools and careless
+    # importers split records on them; an audit export must not be forgeable so.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def access_problem(using: str) -> str | None:
+    """Why the database role of ``using`` cannot read audit.event, or None when it can."""
+    with connections[using].cursor() as cursor:
+        # CASE evaluates in order, so a missing schema never reaches the privilege checks.
+        cursor.execute(
+            """
+            SELECT CASE
+                WHEN pg_catalog.to_regnamespace('audit') IS NULL THEN 'schema'
+                WHEN NOT pg_catalog.has_schema_privilege('audit', 'USAGE') THEN 'usage'
+                WHEN pg_catalog.to_regclass('audit.event') IS NULL THEN 'schema'
+                WHEN NOT pg_catalog.has_table_privilege('audit.event', 'SELECT') THEN 'select'
+                END,
+                current_user
+            """
+        )
+        problem, role = cursor.fetchone()
+    if problem is None:
+        return None
+    if problem == "schema":
+        return "The audit schema is not installed in this database: run python manage.py migrate."
+    return (
+        f'The database role "{role}" may not read audit.event. '
+        f'A database superuser can allow it with: GRANT audit_reader TO "{role}";'
+    )
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows, so no page asks for a COUNT(*) of the whole log."""
+
+    @cached_property
+    def count(self) -> int:  # type: ignore[override]
+        found = self.object_list.order_by()[: COUNT_CAP + 1].count()
+        self._capped = found > COUNT_CAP
+        return min(found, COUNT_CAP)
+
+    @property
+    def capped(self) -> bool:
+        self.count  # noqa: B018 - computes _capped
+        return self._capped
+
+
+class InputFilter(admin.ListFilter):
+    """A sidebar filter with text inputs instead of a list of values.
+
+    Listing the distinct actors, addresses or tables would read the whole log
+    on every page; a typed value is looked up through an index instead.
+    """
+
+    template = "admin/django_bridge/auditevent/input_filter.html"
+    inputs: tuple[tuple[str, str, str], ...] = ()  # (parameter, label, input type)
+
+    def __init__(self, request: HttpRequest, params: dict[str, Any], model: Any, model_admin: Any):
+        super().__init__(request, params, model, model_admin)
+        self.request = request
+        self.values: dict[str, str] = {}
+        for name, _label, _kind in self.inputs:
+            if name in params:
+                value = params.pop(name)
+                # Django 5 passes lists of values, 4.2 single strings.
+                value = value[-1] if isinstance(value, list) else value
+                self.used_parameters[name] = value
+                if value.strip():
+                    self.values[name] = value.strip()
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self) -> list[str]:
+        return [name for name, _label, _kind in self.inputs]
+
+    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+        mine = set(self.expected_parameters())
+        yield {
+            "inputs": [(n, label, kind, self.values.get(n, "")) for n, label, kind in self.inputs],
+            "hidden": [
+                (k, v) for k, v in changelist.get_filters_params().items()
+                if k not in mine and k != "p"
+                for v in (v if isinstance(v, list) else [v])
+            ] + ([("q", changelist.query)] if changelist.query else []),
+            "clear_url": changelist.get_query_string(remove=[*mine, "p"]),
+            "active": bool(self.values),
+        }
+
+    def reject(self, queryset: QuerySet[Any], message: str) -> QuerySet[Any]:
+        messages.warning(self.request, message)
+        return queryset.none()
+
+
+class ActionFilter(admin.SimpleListFilter):
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # A fixed list: SELECT DISTINCT action would scan the whole log. Any
+        # other verb still filters through ?action=VERB.
+        return [(a, a) for a in KNOWN_ACTIONS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(action=value) if value else queryset
+
+
+class ActorFilter(InputFilter):
+    title = "actor id"
+    inputs = (("actor", "Actor id", "text"),)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        actor = self.values.get("actor")
+        return queryset.filter(actor_id=actor) if actor else queryset
+
+
+class TableFilter(InputFilter):
+    title = "table"
+    inputs = (("table", "schema.table", "text"),)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        table = self.values.get("table")
+        if not table:
+            return queryset
+        # "shop_order" means "public.shop_order", as audit.table_name() spells it.
+        return queryset.filter(table_name=table if "." in table else f"public.{table}")
+
+
+class IpFilter(InputFilter):
+    title = "IP address"
+    inputs = (("ip", "Address or CIDR", "text"),)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        raw = self.values.get("ip")
+        if not raw:
+            return queryset
+        try:
+            network = ipaddress.ip_network(raw, strict=False)
+        except ValueError:
+            return self.reject(queryset, f"Not an IP address or network: {raw[:60]!r}")
+        return queryset.filter(ip__net_contained_or_equal=str(network))
+
+
+class DateRangeFilter(InputFilter):
+    title = "date range (occurred at)"
+    inputs = (("occurred_from", "From", "date"), ("occurred_to", "To (inclusive)", "date"))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        bounds: dict[str, datetime.datetime] = {}
+        for name, lookup, days in (("occurred_from", "gte", 0), ("occurred_to", "lt", 1)):
+            raw = self.values.get(name)
+            if not raw:
+                continue
+            try:
+                day = datetime.date.fromisoformat(raw) + datetime.timedelta(days=days)
+            except ValueError:
+                return self.reject(queryset, f"Not a date (YYYY-MM-DD): {raw[:30]!r}")
+            # Whole days in the site's time zone; a range on occurred_at prunes
+            # the monthly partitions and uses the BRIN index.
+            start = datetime.datetime.combine(day, datetime.time.min)
+            bounds[f"occurred_at__{lookup}"] = (
+                timezone.make_aware(start) if timezone.is_naive(start) and _use_tz() else start
+            )
+        return queryset.filter(**bounds)
+
+
+def _use_tz() -> bool:
+    from django.conf import settings
+
+    return bool(settings.USE_TZ)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("id", "occurred_at", "action", "actor", "ip", "table_name", "row", "request_id")
+    list_display_links = ("id",)
+    list_filter = (ActionFilter, DateRangeFilter, ActorFilter, IpFilter, TableFilter)
+    # Only the primary key orders cheaply (newest first is ORDER BY id DESC).
+    sortable_by = ("id",)
+    ordering = ("-id",)
+    search_fields = ("actor_name", "ip", "request_id")
+    search_help_text = (
+        "Exact request id or actor id, user name prefix (case-sensitive), IP address or CIDR range."
+    )
+    list_per_page = 100
+    list_max_show_all = 200
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    actions = None
+    fieldsets = (
+        (None, {"fields": ("id", "occurred_at", "action", "outcome", "table_name", "row_key_json",
+                           "changes_table")}),
+        ("Who and where", {"fields": ("actor_id", "actor_name", "ip", "user_agent", "request_id",
+                                      "db_role", "application_name")}),
+        ("Other", {"fields": ("detail_json", "txid", "tx_started_at")}),
+    )
+    readonly_fields = (
+        "id", "occurred_at", "tx_started_at", "action", "outcome", "actor_id", "actor_name", "ip",
+        "user_agent", "request_id", "db_role", "application_name", "table_name", "txid",
+        "row_key_json", "changes_table", "detail_json",
+    )
+    change_list_template = "admin/django_bridge/auditevent/change_list.html"
+    change_form_template = "admin/django_bridge/auditevent/change_form.html"
+
+    if hasattr(admin, "ShowFacets"):  # Django 5.0+: facet counts would scan the log
+        show_facets = admin.ShowFacets.NEVER
+
+    # --- who may see it -----------------------------------------------------
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _is_superuser(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return _is_superuser(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    # --- list ---------------------------------------------------------------
+
+    @admin.display(description="actor")
+    def actor(self, event: AuditEvent) -> str:
+        if event.actor_id is None:
+            return event.actor_name or "-"
+        return format_html(
+            '<a href="?actor={}" title="All events of actor id {}">{}</a>',
+            event.actor_id, event.actor_id, event.actor_name or event.actor_id,
+        )
+
+    @admin.display(description="row")
+    def row(self, event: AuditEvent) -> str:
+        if not event.row_key:
+            return ""
+        return ", ".join(f"{k}={v}" for k, v in event.row_key.items()) if isinstance(
+            event.row_key, dict) else json.dumps(event.row_key)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # Equality and a LIKE 'prefix%' only: a leading-wildcard ILIKE cannot use
+        # an index and would read every row of the log.
+        match = Q(request_id=term) | Q(actor_id=term) | Q(actor_name__startswith=term)
+        try:
+            match |= Q(ip__net_contained_or_equal=str(ipaddress.ip_network(term, strict=False)))
+        except ValueError:
+            pass
+        return queryset.filter(match), False
+
+    # --- detail -------------------------------------------------------------
+
+    @admin.display(description="changes")
+    def changes_table(self, event: AuditEvent) -> SafeString | str:
+        changes = event.changes()
+        if not changes:
+            return "-"
+        absent = format_html('<span class="audit-absent">{}</span>', "\u2014")
+        rows = format_html_join(
+            "\n", '<tr><th scope="row">{}</th><td class="audit-old">{}</td><td class="audit-new">{}</td></tr>',
+            (
+                (c.column,
+                 _json_cell(c.old) if c.has_old else absent,
+                 _json_cell(c.new) if c.has_new else absent)
+                for c in changes
+            ),
+        )
+        return format_html(
+            '<table class="audit-changes"><thead><tr><th scope="col">column</th>'
+            '<th scope="col">old</th><th scope="col">new</th></tr></thead><tbody>{}</tbody></table>',
+            rows,
+        )
+
+    @admin.display(description="row key")
+    def row_key_json(self, event: AuditEvent) -> SafeString | str:
+        return _json_cell(event.row_key) if event.row_key is not None else "-"
+
+    @admin.display(description="detail")
+    def detail_json(self, event: AuditEvent) -> SafeString | str:
+        if event.detail is None:
+            return "-"
+        return format_html('<pre class="audit-json">{}</pre>',
+                           json.dumps(event.detail, indent=2, ensure_ascii=False))
+
+    # --- views --------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv_view),
+            name="django_bridge_auditevent_export",
+        )
+        return [export, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._unless_unreadable(request) or super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._unless_unreadable(request) or super().change_view(
+            request, object_id, form_url, extra_context)
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """The changelist's filtered and searched rows, newest first, as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        refused = self._unless_unreadable(request)
+        if refused:
+            return refused
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponse("Invalid filter parameters.", status=400, content_type="text/plain")
+        queryset = changelist.get_queryset(request)
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in _csv_rows(queryset)),
+            content_type="text/csv; charset=utf-8",
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="audit-events-{stamp}.csv"'
+        return response
+
+    def _unless_unreadable(self, request: HttpRequest) -> HttpResponse | None:
+        """A clear page instead of a 500 when the database role cannot read the log."""
+        if not self.has_view_permission(request):
+            return None  # the admin's own 403 comes first
+        problem = access_problem(router.db_for_read(AuditEvent))
+        if problem is None:
+            return None
+        logger.warning("pg-audit admin viewer: %s", problem)
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "title": "Audit events unavailable", "problem": problem}
+        return TemplateResponse(request, "admin/django_bridge/auditevent/unavailable.html",
+                                context, status=503)
+
+
+def _is_superuser(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_superuser)
+
+
+def _json_cell(value: Any) -> SafeString:
+    return format_html('<code class="audit-json">{}</code>', json.dumps(value, ensure_ascii=False))
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(queryset: QuerySet[Any]) -> Iterable[list[Any]]:
+    yield list(CSV_COLUMNS)
+    # iterator() reads through a server-side cursor in chunks, so a large
+    # export never holds the whole result in memory.
+    for event in queryset.iterator(chunk_size=2000):
+        yield [csv_cell(getattr(event, column)) for column in CSV_COLUMNS]
