@@ -243,7 +243,7 @@ def _use_tz() -> bool:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "occurred_at", "action", "actor", "ip", "table_name", "row", "request_id")
+    list_display = ("id", "when", "action", "actor", "ip", "table_name", "row", "request_id")
     list_display_links = ("id",)
     list_filter = (ActionFilter, DateRangeFilter, ActorFilter, IpFilter, TableFilter)
     # Only the primary key orders cheaply (newest first is ORDER BY id DESC).
@@ -259,7 +259,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     paginator = CappedCountPaginator
     actions = None
     fieldsets = (
-        (None, {"fields": ("id", "occurred_at", "action", "outcome", "table_name", "row_key_json",
+        (None, {"fields": ("id", "when", "action", "outcome", "table_name", "row_key_json",
                            "changes_table")}),
         ("Who and where", {"fields": ("actor_id", "actor_name", "ip", "user_agent", "request_id",
                                       "db_role", "application_name")}),
@@ -268,7 +268,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = (
         "id", "occurred_at", "tx_started_at", "action", "outcome", "actor_id", "actor_name", "ip",
         "user_agent", "request_id", "db_role", "application_name", "table_name", "txid",
-        "row_key_json", "changes_table", "detail_json",
+        "row_key_json", "changes_table", "detail_json", "when",
     )
     change_list_template = "admin/django_bridge/auditevent/change_list.html"
     change_form_template = "admin/django_bridge/auditevent/change_form.html"
@@ -294,6 +294,14 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     # --- list ---------------------------------------------------------------
+
+    @admin.display(description="occurred at")
+    def when(self, event: AuditEvent) -> str:
+        # Seconds matter in an audit trail; the default format stops at minutes.
+        value = event.occurred_at
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        return value.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
 
     @admin.display(description="actor")
     def actor(self, event: AuditEvent) -> str:

@@ -84,7 +84,7 @@ class AuditEvent(models.Model):
     outcome = models.TextField(null=True)
     actor_id = models.TextField(null=True)
     actor_name = models.TextField(null=True)
-    ip = models.GenericIPAddressField(null=True)
+    ip = models.GenericIPAddressField("IP address", null=True)
     user_agent = models.TextField(null=True)
     request_id = models.TextField(null=True)
     db_role = models.TextField()
@@ -94,7 +94,7 @@ class AuditEvent(models.Model):
     old_values = models.JSONField(null=True)
     new_values = models.JSONField(null=True)
     detail = models.JSONField(null=True)
-    txid = TransactionIdField()
+    txid = TransactionIdField("transaction id")
 
     objects = AuditEventManager()
 
