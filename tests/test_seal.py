@@ -1,0 +1,236 @@
+"""Seals: batches of finished transactions, chained by hash; verify finds every kind of tampering."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from pg_audit_schema.cli_retention import main as cli
+from pg_audit_schema.seal import newest_seal, seal, verify
+
+
+def _events(conn: psycopg.Connection, n: int, prefix: str = "E") -> list[int]:
+    return [conn.execute("SELECT audit.log_event(%s, %s, %s, %s::jsonb)",
+                         [f"{prefix}_{i}", str(i), f"user|{i},\"x\"", '{"k": "a|b"}']).fetchone()[0]
+            for i in range(n)]
+
+
+def _tamper(conn: psycopg.Connection, statement: str, params: list[object] | None = None) -> None:
+    """Run a change as the superuser with the append-only triggers switched off (they fire ALWAYS)."""
+    tables = ["audit.seal", *[r[0] for r in conn.execute(
+        "SELECT partition::text FROM audit.event_partition")]]
+    with conn.transaction():
+        for t in tables:
+            conn.execute(f"ALTER TABLE {t} DISABLE TRIGGER ALL")
+        conn.execute(statement, params)
+        for t in tables:
+            conn.execute(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER audit_append_only, "
+                         "ENABLE ALWAYS TRIGGER audit_no_truncate")
+
+
+@pytest.fixture
+def sealed(db):
+    """Three batches of events, all sealed."""
+    conn = db.connect()
+    ids = []
+    for _ in range(3):
+        ids += _events(conn, 4)
+        assert seal(conn) is not None
+    yield conn, ids
+    conn.close()
+
+
+def test_untouched_log_verifies_clean_and_names_the_newest_hash(sealed):
+    conn, ids = sealed
+    result = verify(conn)
+    assert result.ok, result.describe()
+    assert (result.batches, result.events) == (3, len(ids))
+    assert result.newest_hash == newest_seal(conn).hash
+    assert verify(conn, expect=newest_seal(conn).hash).ok
+    assert conn.execute("SELECT ok FROM audit.verify()").fetchone()[0] is True
+
+
+def test_seal_with_nothing_new_adds_no_batch(sealed):
+    conn, _ = sealed
+    assert seal(conn) is None
+    assert conn.execute("SELECT count(*) FROM audit.seal").fetchone()[0] == 3
+
+
+def test_changed_value_is_reported_with_batch_and_event(sealed):
+    conn, ids = sealed
+    _tamper(conn, "UPDATE audit.event SET actor_name = 'mallory' WHERE id = %s", [ids[5]])
+    result = verify(conn)
+    assert not result.ok
+    assert (result.batch, result.event_id) == (2, ids[5])
+    assert "changed" in result.problem
+    sql_row = conn.execute("SELECT ok, batch, event_id FROM audit.verify()").fetchone()
+    assert sql_row == (False, 2, ids[5])
+
+
+def test_changed_detail_key_order_or_spacing_cannot_hide(sealed):
+    conn, ids = sealed
+    # Same text after a separator shift: 'user|0' + ',"x"' vs moving the separator.
+    _tamper(conn, "UPDATE audit.event SET actor_id = actor_id || 'u', actor_name = substr(actor_name, 2) "
+                  "WHERE id = %s", [ids[0]])
+    result = verify(conn)
+    assert (result.batch, result.event_id) == (1, ids[0])
+
+
+def test_deleted_row_is_reported(sealed):
+    conn, ids = sealed
+    _tamper(conn, "DELETE FROM audit.event WHERE id = %s", [ids[9]])
+    result = verify(conn)
+    assert (result.batch, result.event_id) == (3, ids[9])
+    assert "deleted" in result.problem
+
+
+def test_inserted_row_in_a_sealed_range_is_reported(sealed):
+    conn, ids = sealed
+    txid = conn.execute("SELECT txid FROM audit.event WHERE id = %s", [ids[6]]).fetchone()[0]
+    _tamper(conn, "INSERT INTO audit.event (id, action, txid) VALUES (%s, 'FORGED', %s)",
+            [ids[6] + 100000, txid])
+    result = verify(conn)
+    assert (result.batch, result.event_id) == (2, ids[6] + 100000)
+    assert "inserted" in result.problem
+
+
+def test_rewritten_seal_is_reported(sealed):
+    conn, _ = sealed
+    _tamper(conn, "UPDATE audit.seal SET event_count = event_count WHERE batch = 2")  # a no-op passes
+    assert verify(conn).ok
+    _tamper(conn, "UPDATE audit.seal SET sealed_by = 'x', to_xid = to_xid WHERE batch = 2")
+    assert verify(conn).ok  # sealed_by is bookkeeping, not sealed content
+    _tamper(conn, "UPDATE audit.seal SET hash = sha256(hash) WHERE batch = 2")
+    result = verify(conn)
+    assert result.batch == 2 and "rewritten" in result.problem
+
+
+def test_reordered_seals_are_reported(sealed):
+    conn, _ = sealed
+    _tamper(conn, "UPDATE audit.seal SET batch = -1 WHERE batch = 1; "
+                  "UPDATE audit.seal SET batch = 1 WHERE batch = 2; "
+                  "UPDATE audit.seal SET batch = 2 WHERE batch = -1")
+    result = verify(conn)
+    assert not result.ok and result.batch == 1
+    assert result.event_id is None
+
+
+def test_deleted_seal_in_the_middle_is_reported(sealed):
+    conn, _ = sealed
+    _tamper(conn, "DELETE FROM audit.seal WHERE batch = 2")
+    result = verify(conn)
+    assert result.batch == 2 and "missing" in result.problem
+
+
+def test_full_rewrite_is_caught_only_by_the_external_hash(sealed):
+    conn, ids = sealed
+    kept = newest_seal(conn).hash
+    # A superuser changes an event and rebuilds the whole chain: internally consistent again.
+    _tamper(conn, "UPDATE audit.event SET actor_name = 'mallory' WHERE id = %s", [ids[0]])
+    _tamper(conn, "DELETE FROM audit.seal")
+    assert seal(conn) == 1
+    assert verify(conn).ok
+    result = verify(conn, expect=kept)
+    assert not result.ok and "expected seal hash" in result.problem
+    assert conn.execute("SELECT ok FROM audit.verify(%s)", [kept]).fetchone()[0] is False
+
+
+def test_cut_back_chain_is_caught_by_the_external_hash(sealed):
+    conn, _ = sealed
+    kept = newest_seal(conn).hash
+    _tamper(conn, "DELETE FROM audit.seal WHERE batch = 3")
+    assert verify(conn).ok
+    assert not verify(conn, expect=kept).ok
+
+
+def test_an_older_external_hash_still_verifies_after_more_seals(sealed):
+    conn, _ = sealed
+    kept = newest_seal(conn).hash
+    _events(conn, 2)
+    seal(conn)
+    assert verify(conn, expect=kept).ok
+
+
+def test_only_finished_transactions_are_sealed(db):
+    conn = db.connect()
+    open_tx = psycopg.connect(db.conninfo())
+    try:
+        early = open_tx.execute("SELECT audit.log_event('EARLY')").fetchone()[0]  # xid taken, not committed
+        later = _events(conn, 2)  # commit after the open transaction began
+        seal(conn)
+        sealed_ids = conn.execute("SELECT coalesce(array_agg(u), '{}') FROM audit.seal, unnest(event_ids) u"
+                                  ).fetchone()[0]
+        assert early not in sealed_ids
+        assert not set(later) & set(sealed_ids)  # newer xids than the oldest running one wait too
+        open_tx.commit()
+        seal(conn)
+        sealed_ids = conn.execute("SELECT array_agg(u) FROM audit.seal, unnest(event_ids) u").fetchone()[0]
+        assert {early, *later} <= set(sealed_ids)
+        assert verify(conn).ok
+    finally:
+        open_tx.close()
+        conn.close()
+
+
+def test_an_aborted_transaction_leaves_nothing_to_verify(db):
+    conn = db.connect()
+    with pytest.raises(psycopg.errors.RaiseException):
+        with conn.transaction():
+            conn.execute("SELECT audit.log_event('DOOMED')")
+            conn.execute("DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$")
+    _events(conn, 1)
+    seal(conn)
+    assert verify(conn).ok
+
+
+def test_writers_do_not_wait_for_a_running_seal(db, roles):
+    sealer = psycopg.connect(db.conninfo())
+    writer = db.connect(roles["app"])
+    try:
+        sealer.execute("SELECT audit.seal()")  # transaction left open, seal lock held
+        writer.execute("SET lock_timeout = '5s'")
+        assert writer.execute("SELECT audit.log_event('WHILE_SEALING')").fetchone()[0] > 0
+        sealer.commit()
+    finally:
+        sealer.close()
+        writer.close()
+
+
+def test_seal_and_verify_privileges(db, roles):
+    with db.connect(roles["stranger"]) as stranger:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            stranger.execute("SELECT audit.seal()")
+    with db.connect(roles["app"]) as app:
+        app.execute("SELECT audit.log_event('X')")
+        assert app.execute("SELECT audit.seal()").fetchone()[0] == 1
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("UPDATE audit.seal SET hash = hash")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT audit.verify_batch(1)")
+    with db.connect(roles["reader"]) as reader:
+        assert reader.execute("SELECT ok FROM audit.verify()").fetchone()[0] is True
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute("SELECT audit.seal()")
+    with db.connect() as su:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            su.execute("DELETE FROM audit.seal")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            su.execute("UPDATE audit.seal SET hash = hash")
+
+
+def test_cli_seal_verify_and_expect(db, tmp_path, capsys):
+    conn = db.connect()
+    _events(conn, 3)
+    head = tmp_path / "head"
+    assert cli(["--dsn", db.conninfo(), "seal", "--hash-file", str(head)]) == 0
+    batch, digest = head.read_text().split()
+    assert capsys.readouterr().out.split() == [batch, digest]
+    assert cli(["--dsn", db.conninfo(), "verify", "--expect", digest]) == 0
+    assert cli(["--dsn", db.conninfo(), "verify", "--expect-file", str(head)]) == 0
+    assert "ok:" in capsys.readouterr().out
+    assert cli(["--dsn", db.conninfo(), "verify", "--expect", "00" * 32]) == 1
+    _tamper(conn, "UPDATE audit.event SET ip = '10.6.6.6' WHERE action = 'E_1'")
+    assert cli(["--dsn", db.conninfo(), "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "TAMPERED at batch 1, event" in out and "changed" in out
+    conn.close()
