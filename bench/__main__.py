@@ -1,13 +1,14 @@
 """``python -m bench``: run the benchmark suite and write the results file.
 
-    bench/run                    # full run (about 12 minutes on 2 cores)
-    bench/run --smoke            # seconds; what CI runs
-    bench/run --full-reporting   # the reporting level on 10M events instead of 1M
+bench/run                    # full run (about 12 minutes on 2 cores)
+bench/run --smoke            # seconds; what CI runs
+bench/run --full-reporting   # the reporting level on 10M events instead of 1M
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -18,18 +19,31 @@ LEVELS = ("sql", "django", "reporting")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition, no peer venvs")
     p.add_argument("--full-reporting", action="store_true", help="reporting level on 10M events")
     p.add_argument("--levels", default=",".join(LEVELS), help="comma list of sql,django,reporting")
-    p.add_argument("--libraries", default=None,
-                   help="comma list of Django libraries (default: all; smoke: none,django_bridge)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="results file (default bench/results/latest.json; smoke: bench/results/smoke.json)")
-    p.add_argument("--docs", type=Path, default=None,
-                   help="write the Markdown report here (default: docs/benchmarks.md on a full run)")
-    p.add_argument("--dsn", default=None, help="use this server (superuser) instead of an embedded one")
+    p.add_argument(
+        "--libraries",
+        default=None,
+        help="comma list of Django libraries (default: all; smoke: none,django_bridge)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results file (default bench/results/latest.json; smoke: bench/results/smoke.json)",
+    )
+    p.add_argument(
+        "--docs",
+        default=None,
+        help="write the Markdown report here (default: docs/benchmarks.md on a full run)",
+    )
+    p.add_argument(
+        "--dsn", default=None, help="use this server (superuser) instead of an embedded one"
+    )
     p.add_argument("--bindir", default=None, help="PostgreSQL bin directory (pgbench)")
     p.add_argument("--port", type=int, default=55499)
     return p.parse_args(argv)
@@ -42,21 +56,37 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown level(s): {', '.join(sorted(unknown))}")
     out = args.out or BENCH_DIR / "results" / ("smoke.json" if args.smoke else "latest.json")
-    docs = args.docs if args.docs is not None else (None if args.smoke else ROOT / "docs" / "benchmarks.md")
+    docs = (
+        (Path(args.docs) if args.docs else None)
+        if args.docs is not None
+        else (None if args.smoke else ROOT / "docs" / "benchmarks.md")
+    )
     results = Results(out)
     started = time.time()
     with bench_server(args.dsn, args.bindir, args.port) as target:
         results.data = {
             "mode": "smoke" if args.smoke else "full",
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "command": "bench/run " + " ".join(a for a in (argv or []) if a),
+            "command": " ".join(["bench/run", *(sys.argv[1:] if argv is None else argv)]),
             "machine": machine_info(target),
         }
         if "sql" in levels:
-            cfg = (sql_level.SqlConfig(seconds=0.1, reps=1, bulk_rows=2000, bulk_reps=1, bytes_rows=50,
-                                       clients=(1, 2), sync=("on", "off"), modes=("prepared", "simple"))
-                   if args.smoke else
-                   sql_level.SqlConfig(seconds=2, reps=3, bulk_rows=100_000, bulk_reps=5, bytes_rows=5000))
+            cfg = (
+                sql_level.SqlConfig(
+                    seconds=0.1,
+                    reps=1,
+                    bulk_rows=2000,
+                    bulk_reps=1,
+                    bytes_rows=50,
+                    clients=(1, 2),
+                    sync=("on", "off"),
+                    modes=("prepared", "simple"),
+                )
+                if args.smoke
+                else sql_level.SqlConfig(
+                    seconds=2, reps=3, bulk_rows=100_000, bulk_reps=5, bytes_rows=5000
+                )
+            )
             t0 = time.time()
             results.data["sql"] = sql_level.run(target, cfg)
             results.data["sql"]["elapsed_s"] = round(time.time() - t0, 1)
@@ -65,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             from . import django_level
 
             t0 = time.time()
-            results.data["django"] = django_level.run(target, smoke=args.smoke,
-                                                      libraries=args.libraries)
+            results.data["django"] = django_level.run(
+                target, smoke=args.smoke, libraries=args.libraries
+            )
             results.data["django"]["elapsed_s"] = round(time.time() - t0, 1)
             results.save()
         if "reporting" in levels:

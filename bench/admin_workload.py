@@ -18,22 +18,48 @@ def configure(db: dict[str, Any]) -> None:
     from django.conf import settings
 
     settings.configure(
-        DEBUG=False, SECRET_KEY="bench-not-secret", ALLOWED_HOSTS=["*"], USE_TZ=True,
+        DEBUG=False,
+        SECRET_KEY="bench-not-secret",
+        ALLOWED_HOSTS=["*"],
+        USE_TZ=True,
         ROOT_URLCONF=__name__,
-        INSTALLED_APPS=["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions", "django.contrib.messages", "django_bridge"],
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
-                    "django.middleware.common.CommonMiddleware",
-                    "django.middleware.csrf.CsrfViewMiddleware",
-                    "django.contrib.auth.middleware.AuthenticationMiddleware",
-                    "django.contrib.messages.middleware.MessageMiddleware"],
-        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
-                    "OPTIONS": {"context_processors": [
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django_bridge",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
                         "django.template.context_processors.request",
                         "django.contrib.auth.context_processors.auth",
-                        "django.contrib.messages.context_processors.messages"]}}],
-        DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": db["name"],
-                               "HOST": db["host"], "PORT": db["port"], "USER": db["user"]}},
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": db["name"],
+                "HOST": db["host"],
+                "PORT": db["port"],
+                "USER": db["user"],
+            }
+        },
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
@@ -57,22 +83,30 @@ def main() -> None:
     from django.urls import path, reverse
 
     urlpatterns.append(path("admin/", admin.site.urls))
-    found = [(m, ma) for m, ma in admin.site._registry.items()
-             if m._meta.app_label == "django_bridge" and "event" in m._meta.model_name]
+    found = [
+        (m, ma)
+        for m, ma in admin.site._registry.items()
+        if m._meta.app_label == "django_bridge" and "event" in m._meta.model_name
+    ]
     if not found:
-        print("BENCH-RESULT " + json.dumps({"status": "missing: no audit event model in the admin"}))
+        print(
+            "BENCH-RESULT " + json.dumps({"status": "missing: no audit event model in the admin"})
+        )
         return
     model, model_admin = found[0]
     call_command("migrate", verbosity=0)
     User = get_user_model()
     user = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
-        "bench-admin", "admin@example.com", "pw")
+        "bench-admin", "admin@example.com", "pw"
+    )
     client = Client()
     client.force_login(user)
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     variants = {"default page": ""}
-    filters = [f if isinstance(f, str) else getattr(f, "parameter_name", None) or str(f)
-               for f in (model_admin.list_filter or ())]
+    filters = [
+        f if isinstance(f, str) else getattr(f, "parameter_name", None) or str(f)
+        for f in (model_admin.list_filter or ())
+    ]
     if "action" in filters:
         variants["filter action=LOGIN_FAILED"] = "?action__exact=LOGIN_FAILED"
     if "table_name" in filters:
@@ -80,9 +114,14 @@ def main() -> None:
     if model_admin.search_fields:
         variants["search 'user42'"] = "?q=user42"
     variants["page 100"] = "?p=99"
-    results: dict[str, Any] = {"status": "ok", "model": model._meta.label, "url": url,
-                               "list_filter": filters, "search_fields": list(model_admin.search_fields),
-                               "pages": {}}
+    results: dict[str, Any] = {
+        "status": "ok",
+        "model": model._meta.label,
+        "url": url,
+        "list_filter": filters,
+        "search_fields": list(model_admin.search_fields),
+        "pages": {},
+    }
     for label, query in variants.items():
         secs = []
         status = 0
@@ -91,9 +130,12 @@ def main() -> None:
             response = client.get(url + query)
             secs.append(time.perf_counter() - start)
             status = response.status_code
-        results["pages"][label] = {"query": query, "http_status": status,
-                                   "ms_median": round(statistics.median(secs) * 1000, 1),
-                                   "ms_first": round(secs[0] * 1000, 1)}
+        results["pages"][label] = {
+            "query": query,
+            "http_status": status,
+            "ms_median": round(statistics.median(secs) * 1000, 1),
+            "ms_first": round(secs[0] * 1000, 1),
+        }
     print("BENCH-RESULT " + json.dumps(results))
 
 

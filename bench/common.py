@@ -55,8 +55,13 @@ class Target:
         return psycopg.connect(self.conninfo(dbname, user), autocommit=True)
 
     def libpq_env(self, dbname: str, user: str | None = None, options: str = "") -> dict[str, str]:
-        env = {**os.environ, "PGHOST": self.host, "PGPORT": str(self.port),
-               "PGUSER": user or self.user, "PGDATABASE": dbname}
+        env = {
+            **os.environ,
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": user or self.user,
+            "PGDATABASE": dbname,
+        }
         env.pop("PGPASSWORD", None)
         if options:
             env["PGOPTIONS"] = options
@@ -73,17 +78,24 @@ def bench_server(dsn: str | None, bindir: str | None, port: int) -> Iterator[Tar
         params = psycopg.conninfo.conninfo_to_dict(dsn)
         if not bindir:
             raise SystemExit("--dsn needs --bindir (where pgbench lives)")
-        yield Target(str(params.get("host", "/tmp")), int(params.get("port", 5432)),
-                     str(params.get("user", "postgres")), bindir)
+        yield Target(
+            str(params.get("host", "/tmp")),
+            int(params.get("port", 5432)),
+            str(params.get("user", "postgres")),
+            bindir,
+        )
         return
-    with temporary_server(Path(bindir) if bindir else None, port=port,
-                          settings=SERVER_SETTINGS) as server:
+    with temporary_server(
+        Path(bindir) if bindir else None, port=port, settings=SERVER_SETTINGS
+    ) as server:
         yield Target(str(server.socket_dir), server.port, server.superuser, str(server.bindir))
 
 
 def recreate_database(target: Target, name: str, *, with_schema: bool) -> None:
     with target.connect("postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     if with_schema:
         with target.connect(name) as conn:
@@ -96,14 +108,20 @@ def ensure_role(target: Target, role: str, grants: list[str]) -> None:
         if not exists:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         for grant in grants:
-            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), sql.Identifier(role))
+            )
 
 
 def summarize(values: list[float]) -> dict[str, float | int]:
     """Median and spread (min, max) of repeated measurements."""
     ordered = sorted(values)
-    return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1],
-            "n": len(ordered)}
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "n": len(ordered),
+    }
 
 
 def ratio_summary(pairs: list[tuple[float, float]]) -> dict[str, float | int]:
@@ -135,8 +153,9 @@ def machine_info(target: Target) -> dict[str, Any]:
         pass
     with target.connect("postgres") as conn:
         server_version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,

@@ -23,8 +23,12 @@ SCRIPT = BENCH_DIR / "django_workload.py"
 
 
 def _call(python: Path, phase: str, args: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run([str(python), str(SCRIPT), phase, json.dumps(args)],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [str(python), str(SCRIPT), phase, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("BENCH-RESULT "):
             return json.loads(line.removeprefix("BENCH-RESULT "))  # type: ignore[no-any-return]
@@ -47,21 +51,29 @@ def run(target: Target, *, smoke: bool, libraries: str | None) -> dict[str, Any]
     libs = libraries.split(",") if libraries else (SMOKE if smoke else ALL)
     if "none" not in libs:
         libs = ["none", *libs]
-    sizes = ({"single": 20, "bulk": 200, "requests": 10} if smoke
-             else {"single": 300, "bulk": 10_000, "requests": 300})
+    sizes = (
+        {"single": 20, "bulk": 200, "requests": 10}
+        if smoke
+        else {"single": 300, "bulk": 10_000, "requests": 300}
+    )
     reps = 1 if smoke else 5
     # Smoke uses the project's venv (Django and the bridge are there); a full run
     # builds one venv per library from PyPI.
     local = [lib for lib in libs if smoke and lib in SMOKE]
-    pythons = {**{lib: Path(sys.executable) for lib in local},
-               **peers.ensure([lib for lib in libs if lib not in local])}
+    pythons = {
+        **{lib: Path(sys.executable) for lib in local},
+        **peers.ensure([lib for lib in libs if lib not in local]),
+    }
     setups: dict[str, Any] = {}
     failed: dict[str, str] = {}
     for lib in libs:
         dbname = f"bench_dj_{lib}"
         recreate_database(target, dbname, with_schema=False)
-        args = {"library": lib, "db": {"name": dbname, "host": target.host, "port": target.port,
-                                       "user": target.user}, "sizes": sizes}
+        args = {
+            "library": lib,
+            "db": {"name": dbname, "host": target.host, "port": target.port, "user": target.user},
+            "sizes": sizes,
+        }
         try:
             setups[lib] = {"args": args, "notes": _call(pythons[lib], "setup", args)["notes"]}
             log(f"django: {lib} set up")
@@ -75,7 +87,7 @@ def run(target: Target, *, smoke: bool, libraries: str | None) -> dict[str, Any]
     notes: dict[str, list[str]] = {lib: list(setups[lib]["notes"]) for lib in active}
     for rep in range(reps):
         log(f"django: repetition {rep + 1}/{reps}")
-        order = active[rep % len(active):] + active[:rep % len(active)]
+        order = active[rep % len(active) :] + active[: rep % len(active)]
         for lib in order:
             try:
                 got = _call(pythons[lib], "run", setups[lib]["args"])
@@ -96,7 +108,10 @@ def run(target: Target, *, smoke: bool, libraries: str | None) -> dict[str, Any]
             status = capture_status([r[wl]["history_rows"] for r in runs], expected)
             secs = [r[wl]["seconds"] for r in runs]
             row: dict[str, Any] = {
-                "workload": wl, "library": lib, "operations": expected, "capture": status,
+                "workload": wl,
+                "library": lib,
+                "operations": expected,
+                "capture": status,
                 "us_per_op": summarize([s / expected * 1e6 for s in secs]),
                 "history_rows_per_rep": [r[wl]["history_rows"] for r in runs],
             }
@@ -107,7 +122,11 @@ def run(target: Target, *, smoke: bool, libraries: str | None) -> dict[str, Any]
                 row["who_and_where"] = runs[-1][wl].get("who_and_where")
             table.append(row)
     return {
-        "sizes": sizes, "reps": reps, "libraries": active, "failed": failed, "notes": notes,
+        "sizes": sizes,
+        "reps": reps,
+        "libraries": active,
+        "failed": failed,
+        "notes": notes,
         "versions": {lib: peers.versions(pythons[lib]) for lib in libs},
         "results": table,
     }

@@ -32,8 +32,10 @@ MIDDLEWARE: dict[str, list[str]] = {
     "django_bridge": [],  # filled in by _bridge_middleware() when the bridge has one
     "pghistory": ["pghistory.middleware.HistoryMiddleware"],
     "auditlog": ["auditlog.middleware.AuditlogMiddleware"],
-    "auditrum": ["auditrum.integrations.django.middleware.RequestIDMiddleware",
-                 "auditrum.integrations.django.middleware.AuditrumMiddleware"],
+    "auditrum": [
+        "auditrum.integrations.django.middleware.RequestIDMiddleware",
+        "auditrum.integrations.django.middleware.AuditrumMiddleware",
+    ],
 }
 notes: list[str] = []
 
@@ -44,8 +46,13 @@ def _bridge_middleware() -> list[str]:
     except ImportError as exc:
         notes.append(f"django_bridge.middleware missing ({exc}): request context not set")
         return []
-    names = [n for n in dir(mw) if n.endswith("Middleware") and isinstance(getattr(mw, n), type)
-             and getattr(getattr(mw, n), "__module__", "") == mw.__name__]
+    names = [
+        n
+        for n in dir(mw)
+        if n.endswith("Middleware")
+        and isinstance(getattr(mw, n), type)
+        and getattr(getattr(mw, n), "__module__", "") == mw.__name__
+    ]
     if not names:
         notes.append("django_bridge.middleware has no middleware class yet")
         return []
@@ -65,16 +72,30 @@ def configure(library: str, db: dict[str, Any]) -> None:
         ALLOWED_HOSTS=["*"],
         USE_TZ=True,
         ROOT_URLCONF="benchapp.urls",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth",
-                        "django.contrib.sessions", *APPS[library], "benchapp"],
-        MIDDLEWARE=["django.middleware.security.SecurityMiddleware",
-                    "django.contrib.sessions.middleware.SessionMiddleware",
-                    "django.middleware.common.CommonMiddleware",
-                    "django.middleware.csrf.CsrfViewMiddleware",
-                    "django.contrib.auth.middleware.AuthenticationMiddleware",
-                    *middleware],
-        DATABASES={"default": {"ENGINE": "django.db.backends.postgresql", "NAME": db["name"],
-                               "HOST": db["host"], "PORT": db["port"], "USER": db["user"]}},
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            *APPS[library],
+            "benchapp",
+        ],
+        MIDDLEWARE=[
+            "django.middleware.security.SecurityMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            *middleware,
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": db["name"],
+                "HOST": db["host"],
+                "PORT": db["port"],
+                "USER": db["user"],
+            }
+        },
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         AUDITLOG_DISABLE_REMOTE_ADDR=False,
@@ -102,8 +123,9 @@ def setup(library: str) -> None:
         from pg_audit_schema import install
 
         params = connection.get_connection_params()
-        with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"},
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            **{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True
+        ) as conn:
             install(conn)
         notes.append("schema installed with pg_audit_schema.install (no django_bridge migration)")
     call_command("migrate", run_syncdb=True, verbosity=0)
@@ -133,9 +155,9 @@ def _has_bridge_migrations() -> bool:
 
 
 def _bridge_track() -> None:
-    import django_bridge
-
     from benchapp.models import Item
+
+    import django_bridge
 
     for name in ("track", "enable_tracking", "register"):
         fn = getattr(django_bridge, name, None)
@@ -148,7 +170,9 @@ def _bridge_track() -> None:
                 notes.append(f"django_bridge.{name}(Item) failed: {exc}")
     else:
         notes.append("no declarative tracking API in django_bridge: tracking enabled with SQL")
-    tracked = _sql("SELECT count(*) FROM audit.tracked_table WHERE table_name = 'public.benchapp_item'")
+    tracked = _sql(
+        "SELECT count(*) FROM audit.tracked_table WHERE table_name = 'public.benchapp_item'"
+    )
     if not tracked[0][0]:
         _sql("SELECT audit.enable_tracking('benchapp_item'::regclass)")
 
@@ -173,8 +197,10 @@ def context_manager(library: str, user: Any) -> AbstractContextManager[Any]:
         for name in ("audit_context", "context", "AuditContext", "actor_context"):
             cm = getattr(django_bridge, name, None)
             if cm is not None:
-                for kwargs in ({"user": user, "ip": IP},
-                               {"actor_id": str(user.pk), "actor_name": user.username, "ip": IP}):
+                for kwargs in (
+                    {"user": user, "ip": IP},
+                    {"actor_id": str(user.pk), "actor_name": user.username, "ip": IP},
+                ):
                     try:
                         return cm(**kwargs)  # type: ignore[no-any-return]
                     except TypeError:
@@ -201,13 +227,13 @@ def who_and_where(library: str) -> str | None:
     """What the newest history row says about user and address (request workload)."""
     queries = {
         "django_bridge": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || ip) "
-                         "FROM audit.event WHERE table_name = 'public.benchapp_item' ORDER BY id DESC LIMIT 1",
+        "FROM audit.event WHERE table_name = 'public.benchapp_item' ORDER BY id DESC LIMIT 1",
         "pghistory": "SELECT c.metadata::text FROM benchapp_itemevent e "
-                     "LEFT JOIN pghistory_context c ON c.id = e.pgh_context_id ORDER BY e.pgh_id DESC LIMIT 1",
+        "LEFT JOIN pghistory_context c ON c.id = e.pgh_context_id ORDER BY e.pgh_id DESC LIMIT 1",
         "auditlog": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || remote_addr) "
-                    "FROM auditlog_logentry ORDER BY id DESC LIMIT 1",
+        "FROM auditlog_logentry ORDER BY id DESC LIMIT 1",
         "auditrum": "SELECT c.metadata::text FROM auditlog a LEFT JOIN audit_context c ON c.id = a.context_id "
-                    "ORDER BY a.changed_at DESC LIMIT 1",
+        "ORDER BY a.changed_at DESC LIMIT 1",
     }
     if library not in queries:
         return None
@@ -222,12 +248,11 @@ def who_and_where(library: str) -> str | None:
 
 
 def run(library: str, sizes: dict[str, int]) -> dict[str, Any]:
+    from benchapp.models import Item
     from django.contrib.auth import get_user_model
     from django.db.models import F
     from django.test import Client
     from django.utils import timezone
-
-    from benchapp.models import Item
 
     user = get_user_model().objects.get(username="alice")
     client = Client(REMOTE_ADDR=IP, HTTP_USER_AGENT="Mozilla/5.0 (bench)")
@@ -241,12 +266,17 @@ def run(library: str, sizes: dict[str, int]) -> dict[str, Any]:
         fn()
         seconds = time.perf_counter() - start
         after = history_rows(library)
-        results[name] = {"seconds": seconds, "operations": expected,
-                         "history_rows": None if before is None else after - before}  # type: ignore[operator]
+        results[name] = {
+            "seconds": seconds,
+            "operations": expected,
+            "history_rows": None if before is None else after - before,
+        }  # type: ignore[operator]
 
     # Warm-up, not timed: URL resolver, triggers' first plans, connection.
     with context_manager(library, user):
-        warm = [Item.objects.create(qty=0, name="warm", updated_at=timezone.now()) for _ in range(5)]
+        warm = [
+            Item.objects.create(qty=0, name="warm", updated_at=timezone.now()) for _ in range(5)
+        ]
         for obj in warm:
             obj.qty = 1
             obj.save()
@@ -256,8 +286,14 @@ def run(library: str, sizes: dict[str, int]) -> dict[str, Any]:
 
     objs: list[Any] = []
     with context_manager(library, user):
-        measure("create", n, lambda: objs.extend(
-            Item.objects.create(qty=i, name=f"item {i}", updated_at=timezone.now()) for i in range(n)))
+        measure(
+            "create",
+            n,
+            lambda: objs.extend(
+                Item.objects.create(qty=i, name=f"item {i}", updated_at=timezone.now())
+                for i in range(n)
+            ),
+        )
 
         def update_each() -> None:
             for obj in objs:
@@ -267,11 +303,23 @@ def run(library: str, sizes: dict[str, int]) -> dict[str, Any]:
         measure("update", n, update_each)
         measure("delete", n, lambda: [obj.delete() for obj in objs])
         created: list[Any] = []
-        measure("bulk_create", bulk, lambda: created.extend(Item.objects.bulk_create(
-            [Item(qty=i, name=f"bulk {i}", updated_at=timezone.now()) for i in range(bulk)])))
+        measure(
+            "bulk_create",
+            bulk,
+            lambda: created.extend(
+                Item.objects.bulk_create(
+                    [Item(qty=i, name=f"bulk {i}", updated_at=timezone.now()) for i in range(bulk)]
+                )
+            ),
+        )
         first = min(o.pk for o in created)
-        measure("queryset_update", bulk,
-                lambda: Item.objects.filter(pk__gte=first, name__startswith="bulk").update(qty=F("qty") + 1))
+        measure(
+            "queryset_update",
+            bulk,
+            lambda: Item.objects.filter(pk__gte=first, name__startswith="bulk").update(
+                qty=F("qty") + 1
+            ),
+        )
 
     def post_all() -> None:
         for _ in range(requests):

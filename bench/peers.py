@@ -22,8 +22,12 @@ PACKAGES: dict[str, list[str]] = {
     "auditlog": ["django-auditlog"],
     "auditrum": ["auditrum[django]"],
 }
-DISTRIBUTIONS = {"django_bridge": "pg-audit", "pghistory": "django-pghistory",
-                 "auditlog": "django-auditlog", "auditrum": "auditrum"}
+DISTRIBUTIONS = {
+    "django_bridge": "pg-audit",
+    "pghistory": "django-pghistory",
+    "auditlog": "django-auditlog",
+    "auditrum": "auditrum",
+}
 
 
 def base_requirements() -> list[str]:
@@ -49,9 +53,17 @@ def ensure(libraries: list[str]) -> dict[str, Path]:
         log(f"creating venv for {lib}")
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         pending[lib] = subprocess.Popen(
-            [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-             *base_requirements(), *PACKAGES[lib]],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *base_requirements(),
+                *PACKAGES[lib],
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
     for lib, proc in pending.items():
         output, _ = proc.communicate()
         if proc.returncode != 0:
@@ -61,7 +73,11 @@ def ensure(libraries: list[str]) -> dict[str, Path]:
 
 
 def versions(python: Path) -> dict[str, str]:
-    out = subprocess.run([str(python), "-m", "pip", "list", "--format=json",
-                          "--disable-pip-version-check"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wanted = {"django", "psycopg", *DISTRIBUTIONS.values(), "django-pgtrigger"}
     return {p["name"]: p["version"] for p in json.loads(out.stdout) if p["name"].lower() in wanted}

@@ -22,8 +22,16 @@ from .common import BENCH_DIR, Target, log, recreate_database
 
 DB = "bench_report"
 SPAN_DAYS = 90
-DATA_TABLES = ["shop_order", "shop_customer", "shop_product", "shop_invoice", "shop_payment",
-               "shop_shipment", "auth_user", "auth_user_groups"]
+DATA_TABLES = [
+    "shop_order",
+    "shop_customer",
+    "shop_product",
+    "shop_invoice",
+    "shop_payment",
+    "shop_shipment",
+    "auth_user",
+    "auth_user_groups",
+]
 
 GENERATE = """
 INSERT INTO audit.event (occurred_at, tx_started_at, action, outcome, actor_id, actor_name, ip,
@@ -76,57 +84,98 @@ CROSS JOIN LATERAL (
 # (label, SQL, objects it needs). Functions are called with named arguments where the
 # signature is known at run time; see _investigations().
 VIEWS = [
-    ("core: audit.row_history of one row",
-     "SELECT count(*) FROM audit.row_history('public.shop_order'::regclass, '{\"id\": 4243}')",
-     ["audit.row_history"]),
-    ("core: newest 50 events (admin default ordering)",
-     "SELECT * FROM audit.event ORDER BY occurred_at DESC, id DESC LIMIT 50", []),
-    ("core: one actor's events, last 7 days",
-     "SELECT count(*) FROM audit.event WHERE actor_id = '42' AND occurred_at >= now() - interval '7 days'",
-     []),
-    ("core: one request's events",
-     "SELECT count(*) FROM audit.event WHERE request_id = 'req-123456'", []),
-    ("audit.auth_events: newest 100",
-     "SELECT * FROM audit.auth_events ORDER BY occurred_at DESC LIMIT 100", ["audit.auth_events"]),
-    ("audit.auth_events: count, last 24 hours",
-     "SELECT count(*) FROM audit.auth_events WHERE occurred_at >= now() - interval '1 day'",
-     ["audit.auth_events"]),
-    ("audit.privilege_changes: newest 100",
-     "SELECT * FROM audit.privilege_changes ORDER BY occurred_at DESC LIMIT 100",
-     ["audit.privilege_changes"]),
-    ("audit.privilege_changes: count, last 30 days",
-     "SELECT count(*) FROM audit.privilege_changes WHERE occurred_at >= now() - interval '30 days'",
-     ["audit.privilege_changes"]),
-    ("audit.column_changes: one row",
-     "SELECT count(*) FROM audit.column_changes WHERE table_name = 'public.shop_order' "
-     "AND row_key = '{\"id\": 4243}'", ["audit.column_changes"]),
-    ("audit.column_changes: newest 100",
-     "SELECT * FROM audit.column_changes ORDER BY occurred_at DESC LIMIT 100", ["audit.column_changes"]),
+    (
+        "core: audit.row_history of one row",
+        "SELECT count(*) FROM audit.row_history('public.shop_order'::regclass, '{\"id\": 4243}')",
+        ["audit.row_history"],
+    ),
+    (
+        "core: newest 50 events (admin default ordering)",
+        "SELECT * FROM audit.event ORDER BY occurred_at DESC, id DESC LIMIT 50",
+        [],
+    ),
+    (
+        "core: one actor's events, last 7 days",
+        "SELECT count(*) FROM audit.event WHERE actor_id = '42' AND occurred_at >= now() - interval '7 days'",
+        [],
+    ),
+    (
+        "core: one request's events",
+        "SELECT count(*) FROM audit.event WHERE request_id = 'req-123456'",
+        [],
+    ),
+    (
+        "audit.auth_events: newest 100",
+        "SELECT * FROM audit.auth_events ORDER BY occurred_at DESC LIMIT 100",
+        ["audit.auth_events"],
+    ),
+    (
+        "audit.auth_events: count, last 24 hours",
+        "SELECT count(*) FROM audit.auth_events WHERE occurred_at >= now() - interval '1 day'",
+        ["audit.auth_events"],
+    ),
+    (
+        "audit.privilege_changes: newest 100",
+        "SELECT * FROM audit.privilege_changes ORDER BY occurred_at DESC LIMIT 100",
+        ["audit.privilege_changes"],
+    ),
+    (
+        "audit.privilege_changes: count, last 30 days",
+        "SELECT count(*) FROM audit.privilege_changes WHERE occurred_at >= now() - interval '30 days'",
+        ["audit.privilege_changes"],
+    ),
+    (
+        "audit.column_changes: one row",
+        "SELECT count(*) FROM audit.column_changes WHERE table_name = 'public.shop_order' "
+        "AND row_key = '{\"id\": 4243}'",
+        ["audit.column_changes"],
+    ),
+    (
+        "audit.column_changes: newest 100",
+        "SELECT * FROM audit.column_changes ORDER BY occurred_at DESC LIMIT 100",
+        ["audit.column_changes"],
+    ),
 ]
 
 
 def _investigations(conn: Any) -> list[tuple[str, str, list[str]]]:
     """Calls of the investigation functions, built for the signatures that exist."""
-    sigs = {name: args for name, args in conn.execute(
-        "SELECT p.proname, pg_get_function_arguments(p.oid) FROM pg_proc p "
-        "WHERE p.pronamespace = 'audit'::regnamespace "
-        "AND p.proname IN ('failed_login_bursts', 'last_change', 'row_as_of')").fetchall()}
+    sigs = {
+        name: args
+        for name, args in conn.execute(
+            "SELECT p.proname, pg_get_function_arguments(p.oid) FROM pg_proc p "
+            "WHERE p.pronamespace = 'audit'::regnamespace "
+            "AND p.proname IN ('failed_login_bursts', 'last_change', 'row_as_of')"
+        ).fetchall()
+    }
     out: list[tuple[str, str, list[str]]] = []
-    out.append(("audit.failed_login_bursts() with defaults",
-                "SELECT count(*) FROM audit.failed_login_bursts()", ["audit.failed_login_bursts"]))
+    out.append(
+        (
+            "audit.failed_login_bursts() with defaults",
+            "SELECT count(*) FROM audit.failed_login_bursts()",
+            ["audit.failed_login_bursts"],
+        )
+    )
     key = "'{\"id\": 4243}'::jsonb"
     for fn, extra in (("last_change", ""), ("row_as_of", ", now() - interval '30 days'")):
         args = sigs.get(fn, "")
         call = f"audit.{fn}('public.shop_order'::regclass, {key}{extra})"
-        out.append((f"audit.{fn}() of one row" + (f" ({args})" if args else ""),
-                    f"SELECT count(*) FROM (SELECT {call}) s", [f"audit.{fn}"]))
+        out.append(
+            (
+                f"audit.{fn}() of one row" + (f" ({args})" if args else ""),
+                f"SELECT count(*) FROM (SELECT {call}) s",
+                [f"audit.{fn}"],
+            )
+        )
     return out
 
 
 def _exists(conn: Any, name: str) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL OR EXISTS (SELECT FROM pg_proc p "
-                       "WHERE p.pronamespace = 'audit'::regnamespace AND p.proname = %s)",
-                       [name, name.removeprefix("audit.")]).fetchone()
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL OR EXISTS (SELECT FROM pg_proc p "
+        "WHERE p.pronamespace = 'audit'::regnamespace AND p.proname = %s)",
+        [name, name.removeprefix("audit.")],
+    ).fetchone()
     return bool(row and row[0])
 
 
@@ -134,17 +183,25 @@ def setup(target: Target, events: int) -> dict[str, Any]:
     recreate_database(target, DB, with_schema=True)
     with target.connect(DB) as conn:
         for t in DATA_TABLES:
-            conn.execute(sql.SQL("CREATE TABLE public.{} (id bigint PRIMARY KEY)").format(sql.Identifier(t)))
+            conn.execute(
+                sql.SQL("CREATE TABLE public.{} (id bigint PRIMARY KEY)").format(sql.Identifier(t))
+            )
         # Past months: create_partitions() only looks ahead.
         for back in range(1, 5):
-            start = conn.execute("SELECT date_trunc('month', now() - make_interval(months => %s))::date",
-                                 [back]).fetchone()[0]  # type: ignore[index]
+            start = conn.execute(
+                "SELECT date_trunc('month', now() - make_interval(months => %s))::date", [back]
+            ).fetchone()[0]  # type: ignore[index]
             name = f"event_{start:%Y_%m}"
-            conn.execute(sql.SQL(
-                "CREATE TABLE IF NOT EXISTS audit.{} PARTITION OF audit.event "
-                "FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(name), sql.Literal(start),
-                    sql.Literal(f"{start.year + start.month // 12}-{start.month % 12 + 1:02d}-01")))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS audit.{} PARTITION OF audit.event "
+                    "FOR VALUES FROM ({}) TO ({})"
+                ).format(
+                    sql.Identifier(name),
+                    sql.Literal(start),
+                    sql.Literal(f"{start.year + start.month // 12}-{start.month % 12 + 1:02d}-01"),
+                )
+            )
             conn.execute("SELECT audit.protect_table(%s::regclass)", [f"audit.{name}"])
         chunk = 500_000
         start = time.perf_counter()
@@ -154,10 +211,15 @@ def setup(target: Target, events: int) -> dict[str, Any]:
             log(f"reporting: generated {hi:,} of {events:,} events")
         generated = time.perf_counter() - start
         conn.execute("VACUUM ANALYZE audit.event")
-        size = conn.execute("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('audit.event')"
-                            ).fetchone()[0]  # type: ignore[index]
-    return {"events": events, "generate_seconds": round(generated, 1),
-            "events_per_second": round(events / generated), "total_bytes": int(size)}
+        size = conn.execute(
+            "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('audit.event')"
+        ).fetchone()[0]  # type: ignore[index]
+    return {
+        "events": events,
+        "generate_seconds": round(generated, 1),
+        "events_per_second": round(events / generated),
+        "total_bytes": int(size),
+    }
 
 
 def time_queries(target: Target, reps: int) -> list[dict[str, Any]]:
@@ -176,20 +238,38 @@ def time_queries(target: Target, reps: int) -> list[dict[str, Any]]:
                     conn.execute(query).fetchall()
                     secs.append(time.perf_counter() - start)
             except Exception as exc:  # noqa: BLE001 - a failing query is a result to report
-                out.append({"query": label, "sql": query,
-                            "status": f"error: {str(exc).splitlines()[0][:200]}"})
+                out.append(
+                    {
+                        "query": label,
+                        "sql": query,
+                        "status": f"error: {str(exc).splitlines()[0][:200]}",
+                    }
+                )
                 continue
-            out.append({"query": label, "sql": query, "status": "ok",
-                        "ms_median": round(statistics.median(secs) * 1000, 2),
-                        "ms_first": round(secs[0] * 1000, 2), "ms_max": round(max(secs) * 1000, 2)})
+            out.append(
+                {
+                    "query": label,
+                    "sql": query,
+                    "status": "ok",
+                    "ms_median": round(statistics.median(secs) * 1000, 2),
+                    "ms_first": round(secs[0] * 1000, 2),
+                    "ms_max": round(max(secs) * 1000, 2),
+                }
+            )
     return out
 
 
 def time_admin(target: Target, reps: int) -> dict[str, Any]:
-    args = {"db": {"name": DB, "host": target.host, "port": target.port, "user": target.user},
-            "reps": reps}
-    done = subprocess.run([sys.executable, str(BENCH_DIR / "admin_workload.py"), json.dumps(args)],
-                          capture_output=True, text=True, timeout=600)
+    args = {
+        "db": {"name": DB, "host": target.host, "port": target.port, "user": target.user},
+        "reps": reps,
+    }
+    done = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "admin_workload.py"), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("BENCH-RESULT "):
             return json.loads(line.removeprefix("BENCH-RESULT "))  # type: ignore[no-any-return]

@@ -28,29 +28,29 @@ INSERT_BASE = 100_000_000  # single-row INSERTs take ids upward from here
 
 SCRIPTS = {
     "insert": "INSERT INTO {t} (id, qty, name, updated_at) "
-              "VALUES (nextval('{t}_ins_seq'), 1, 'new item', now());\n",
+    "VALUES (nextval('{t}_ins_seq'), 1, 'new item', now());\n",
     "update": "\\set id random(1, " + str(UPDATE_ROWS) + ")\n"
-              "UPDATE {t} SET qty = qty + 1 WHERE id = :id;\n",
+    "UPDATE {t} SET qty = qty + 1 WHERE id = :id;\n",
     # The scalar subquery is an InitPlan: one nextval, then an index scan.
     "delete": "DELETE FROM {t} WHERE id = (SELECT nextval('{t}_del_seq'));\n",
 }
 
 CONTEXT_SCRIPTS = {
     "none": "\\set id random(1, " + str(UPDATE_ROWS) + ")\n"
-            "UPDATE item_tracked SET qty = qty + 1 WHERE id = :id;\n",
+    "UPDATE item_tracked SET qty = qty + 1 WHERE id = :id;\n",
     # What a middleware does: the context and the statement in one simple-protocol query.
     "set_config": "\\set id random(1, " + str(UPDATE_ROWS) + ")\n"
-                  "SELECT set_config('audit.actor_id', '4242', true), "
-                  "set_config('audit.actor_name', 'alice.example', true), "
-                  "set_config('audit.ip', '203.0.113.7', true), "
-                  "set_config('audit.user_agent', 'Mozilla/5.0 (X11; Linux x86_64) bench', true), "
-                  "set_config('audit.request_id', 'req-' || :id, true) \\; "
-                  "UPDATE item_tracked SET qty = qty + 1 WHERE id = :id;\n",
+    "SELECT set_config('audit.actor_id', '4242', true), "
+    "set_config('audit.actor_name', 'alice.example', true), "
+    "set_config('audit.ip', '203.0.113.7', true), "
+    "set_config('audit.user_agent', 'Mozilla/5.0 (X11; Linux x86_64) bench', true), "
+    "set_config('audit.request_id', 'req-' || :id, true) \\; "
+    "UPDATE item_tracked SET qty = qty + 1 WHERE id = :id;\n",
     "set_context": "\\set id random(1, " + str(UPDATE_ROWS) + ")\n"
-                   "SELECT audit.set_context(actor_id => '4242', actor_name => 'alice.example', "
-                   "ip => '203.0.113.7', user_agent => 'Mozilla/5.0 (X11; Linux x86_64) bench', "
-                   "request_id => 'req-' || :id) \\; "
-                   "UPDATE item_tracked SET qty = qty + 1 WHERE id = :id;\n",
+    "SELECT audit.set_context(actor_id => '4242', actor_name => 'alice.example', "
+    "ip => '203.0.113.7', user_agent => 'Mozilla/5.0 (X11; Linux x86_64) bench', "
+    "request_id => 'req-' || :id) \\; "
+    "UPDATE item_tracked SET qty = qty + 1 WHERE id = :id;\n",
 }
 
 
@@ -70,27 +70,51 @@ def setup(target: Target, bulk_rows: int) -> None:
     recreate_database(target, DB, with_schema=True)
     ensure_role(target, APP_ROLE, ["audit_writer"])
     with target.connect(DB) as conn:
-        conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(APP_ROLE)))
+        conn.execute(
+            sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(APP_ROLE))
+        )
     with target.connect(DB, APP_ROLE) as conn:
-        for t in TABLES + ("bulk_upd_plain", "bulk_upd_tracked", "bulk_ins_plain", "bulk_ins_tracked"):
-            conn.execute(sql.SQL(
-                "CREATE TABLE {} (id bigint PRIMARY KEY, qty integer NOT NULL, "
-                "name text NOT NULL, updated_at timestamptz NOT NULL)").format(sql.Identifier(t)))
+        for t in TABLES + (
+            "bulk_upd_plain",
+            "bulk_upd_tracked",
+            "bulk_ins_plain",
+            "bulk_ins_tracked",
+        ):
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (id bigint PRIMARY KEY, qty integer NOT NULL, "
+                    "name text NOT NULL, updated_at timestamptz NOT NULL)"
+                ).format(sql.Identifier(t))
+            )
         for t in TABLES:
-            conn.execute(sql.SQL("CREATE SEQUENCE {} START {}").format(
-                sql.Identifier(f"{t}_ins_seq"), sql.Literal(INSERT_BASE)))
-            conn.execute(sql.SQL("CREATE SEQUENCE {} START {}").format(
-                sql.Identifier(f"{t}_del_seq"), sql.Literal(DELETE_BASE)))
+            conn.execute(
+                sql.SQL("CREATE SEQUENCE {} START {}").format(
+                    sql.Identifier(f"{t}_ins_seq"), sql.Literal(INSERT_BASE)
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE SEQUENCE {} START {}").format(
+                    sql.Identifier(f"{t}_del_seq"), sql.Literal(DELETE_BASE)
+                )
+            )
         with target.connect(DB) as su:
             # As superuser: a plain audit_writer cannot call enable_tracking (it
             # needs the owner-only audit.append_event), see the report.
             for t in ("item_tracked", "bulk_upd_tracked", "bulk_ins_tracked"):
                 su.execute("SELECT audit.enable_tracking(%s::regclass)", [t])
-        for t, n in (("item_plain", UPDATE_ROWS), ("item_tracked", UPDATE_ROWS),
-                     ("bulk_upd_plain", bulk_rows), ("bulk_upd_tracked", bulk_rows)):
-            conn.execute(sql.SQL(
-                "INSERT INTO {} SELECT g, g %% 1000, 'item ' || g, now() "
-                "FROM generate_series(1, %s) g").format(sql.Identifier(t)), [n])
+        for t, n in (
+            ("item_plain", UPDATE_ROWS),
+            ("item_tracked", UPDATE_ROWS),
+            ("bulk_upd_plain", bulk_rows),
+            ("bulk_upd_tracked", bulk_rows),
+        ):
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} SELECT g, g %% 1000, 'item ' || g, now() "
+                    "FROM generate_series(1, %s) g"
+                ).format(sql.Identifier(t)),
+                [n],
+            )
     with target.connect(DB) as conn:
         conn.execute("VACUUM ANALYZE")
 
@@ -104,15 +128,22 @@ class DeleteStock:
     def top_up(self, target: Target, need: int) -> None:
         with target.connect(DB, APP_ROLE) as conn:
             for t in TABLES:
-                row = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(
-                    sql.Identifier(f"{t}_del_seq"))).fetchone()
+                row = conn.execute(
+                    sql.SQL("SELECT last_value, is_called FROM {}").format(
+                        sql.Identifier(f"{t}_del_seq")
+                    )
+                ).fetchone()
                 assert row is not None
                 used = row[0] if row[1] else row[0] - 1
                 if self.filled[t] - used < need:
                     start, stop = self.filled[t] + 1, max(self.filled[t], used) + 2 * need
-                    conn.execute(sql.SQL(
-                        "INSERT INTO {} SELECT g, 1, 'doomed', now() FROM generate_series(%s, %s) g "
-                        "ON CONFLICT DO NOTHING").format(sql.Identifier(t)), [start, stop])
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO {} SELECT g, 1, 'doomed', now() FROM generate_series(%s, %s) g "
+                            "ON CONFLICT DO NOTHING"
+                        ).format(sql.Identifier(t)),
+                        [start, stop],
+                    )
                     self.filled[t] = stop
 
 
@@ -128,35 +159,79 @@ def event_seq(target: Target) -> int:
         return int(row[0])
 
 
-def pgbench(target: Target, script: str, *, clients: int, mode: str, sync: str,
-            seconds: float, workdir: Path) -> dict[str, Any]:
+def pgbench(
+    target: Target,
+    script: str,
+    *,
+    clients: int,
+    mode: str,
+    sync: str,
+    seconds: float,
+    workdir: Path,
+) -> dict[str, Any]:
     path = workdir / f"s{abs(hash(script))}.sql"
     path.write_text(script)
     path.chmod(0o644)
-    duration = ["-T", str(max(1, round(seconds)))] if seconds >= 1 else ["-t", str(max(20, int(seconds * 400)))]
-    cmd = [target.tool("pgbench"), "-n", "-M", mode, "-c", str(clients), "-j", str(clients),
-           *duration, "-f", str(path), DB]
+    duration = (
+        ["-T", str(max(1, round(seconds)))]
+        if seconds >= 1
+        else ["-t", str(max(20, int(seconds * 400)))]
+    )
+    cmd = [
+        target.tool("pgbench"),
+        "-n",
+        "-M",
+        mode,
+        "-c",
+        str(clients),
+        "-j",
+        str(clients),
+        *duration,
+        "-f",
+        str(path),
+        DB,
+    ]
     before = event_seq(target)
-    done = subprocess.run(cmd, capture_output=True, text=True,
-                          env=target.libpq_env(DB, APP_ROLE, f"-c synchronous_commit={sync}"))
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env=target.libpq_env(DB, APP_ROLE, f"-c synchronous_commit={sync}"),
+    )
     if done.returncode != 0:
         raise RuntimeError(f"pgbench failed: {done.stderr.strip() or done.stdout.strip()}")
     tps, tx = _TPS.search(done.stdout), _TX.search(done.stdout)
     if not tps or not tx:
         raise RuntimeError(f"cannot read pgbench output: {done.stdout[-500:]}")
     failed = _FAILED.search(done.stdout)
-    return {"tps": float(tps[1]), "transactions": int(tx[1]),
-            "failed": int(failed[1]) if failed else 0, "events": event_seq(target) - before}
+    return {
+        "tps": float(tps[1]),
+        "transactions": int(tx[1]),
+        "failed": int(failed[1]) if failed else 0,
+        "events": event_seq(target) - before,
+    }
 
 
-def run_single_row(target: Target, cfg: SqlConfig, workdir: Path,
-                   stock: DeleteStock) -> list[dict[str, Any]]:
-    configs = [(op, c, s, m) for op in SCRIPTS for c in cfg.clients for s in cfg.sync for m in cfg.modes]
-    raw: dict[tuple[str, int, str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {k: [] for k in configs}
+def run_single_row(
+    target: Target, cfg: SqlConfig, workdir: Path, stock: DeleteStock
+) -> list[dict[str, Any]]:
+    configs = [
+        (op, c, s, m) for op in SCRIPTS for c in cfg.clients for s in cfg.sync for m in cfg.modes
+    ]
+    raw: dict[tuple[str, int, str, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {
+        k: [] for k in configs
+    }
     # Warm-up, not recorded: caches, plans, the first partition pages.
     for t in TABLES:
-        pgbench(target, SCRIPTS["update"].format(t=t), clients=1, mode="simple", sync="off",
-                seconds=min(cfg.seconds, 1), workdir=workdir)
+        pgbench(
+            target,
+            SCRIPTS["update"].format(t=t),
+            clients=1,
+            mode="simple",
+            sync="off",
+            seconds=min(cfg.seconds, 1),
+            workdir=workdir,
+        )
     for rep in range(cfg.reps):
         log(f"sql single-row: repetition {rep + 1}/{cfg.reps}")
         for i, (op, clients, sync, mode) in enumerate(configs):
@@ -165,20 +240,35 @@ def run_single_row(target: Target, cfg: SqlConfig, workdir: Path,
             order = TABLES if (rep + i) % 2 == 0 else TABLES[::-1]
             got = {}
             for t in order:
-                got[t] = pgbench(target, SCRIPTS[op].format(t=t), clients=clients, mode=mode,
-                                 sync=sync, seconds=cfg.seconds, workdir=workdir)
+                got[t] = pgbench(
+                    target,
+                    SCRIPTS[op].format(t=t),
+                    clients=clients,
+                    mode=mode,
+                    sync=sync,
+                    seconds=cfg.seconds,
+                    workdir=workdir,
+                )
             raw[(op, clients, sync, mode)].append((got["item_plain"], got["item_tracked"]))
     rows = []
     for (op, clients, sync, mode), runs in raw.items():
-        rows.append({
-            "operation": op, "clients": clients, "synchronous_commit": sync, "protocol": mode,
-            "ratio": ratio_summary([(p["tps"], t["tps"]) for p, t in runs]),
-            "tps_plain": summarize([p["tps"] for p, _ in runs]),
-            "tps_tracked": summarize([t["tps"] for _, t in runs]),
-            "events_per_tx": round(sum(t["events"] for _, t in runs)
-                                   / max(1, sum(t["transactions"] for _, t in runs)), 4),
-            "failed": sum(p["failed"] + t["failed"] for p, t in runs),
-        })
+        rows.append(
+            {
+                "operation": op,
+                "clients": clients,
+                "synchronous_commit": sync,
+                "protocol": mode,
+                "ratio": ratio_summary([(p["tps"], t["tps"]) for p, t in runs]),
+                "tps_plain": summarize([p["tps"] for p, _ in runs]),
+                "tps_tracked": summarize([t["tps"] for _, t in runs]),
+                "events_per_tx": round(
+                    sum(t["events"] for _, t in runs)
+                    / max(1, sum(t["transactions"] for _, t in runs)),
+                    4,
+                ),
+                "failed": sum(p["failed"] + t["failed"] for p, t in runs),
+            }
+        )
     return rows
 
 
@@ -191,20 +281,33 @@ def run_context(target: Target, cfg: SqlConfig, workdir: Path) -> list[dict[str,
         for sync in cfg.sync:
             order = variants if rep % 2 == 0 else variants[::-1]
             for v in order:
-                r = pgbench(target, CONTEXT_SCRIPTS[v], clients=1, mode="simple", sync=sync,
-                            seconds=cfg.seconds, workdir=workdir)
+                r = pgbench(
+                    target,
+                    CONTEXT_SCRIPTS[v],
+                    clients=1,
+                    mode="simple",
+                    sync=sync,
+                    seconds=cfg.seconds,
+                    workdir=workdir,
+                )
                 raw[sync][v].append(r["tps"])
     for sync, by_variant in raw.items():
         base = by_variant["none"]
         for v in variants:
             if v == "none":
                 continue
-            rows.append({
-                "variant": v, "synchronous_commit": sync, "clients": 1, "protocol": "simple",
-                # tps ratio with context / without, on the tracked table, same repetition
-                "ratio": ratio_summary(list(zip(base, by_variant[v], strict=True))),
-                "tps_without": summarize(base), "tps_with": summarize(by_variant[v]),
-            })
+            rows.append(
+                {
+                    "variant": v,
+                    "synchronous_commit": sync,
+                    "clients": 1,
+                    "protocol": "simple",
+                    # tps ratio with context / without, on the tracked table, same repetition
+                    "ratio": ratio_summary(list(zip(base, by_variant[v], strict=True))),
+                    "tps_without": summarize(base),
+                    "tps_with": summarize(by_variant[v]),
+                }
+            )
     return rows
 
 
@@ -219,14 +322,24 @@ def _bulk_once(target: Target, op: str, table: str, rows: int, warm: bool) -> fl
             # Enough single-row statements for PL/pgSQL to settle on its cached plans.
             for k in range(1, 21):
                 if op == "insert":
-                    conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, 1, 'warm', now())").format(
-                        sql.Identifier(table)), [-k])
+                    conn.execute(
+                        sql.SQL("INSERT INTO {} VALUES (%s, 1, 'warm', now())").format(
+                            sql.Identifier(table)
+                        ),
+                        [-k],
+                    )
                 else:
-                    conn.execute(sql.SQL("UPDATE {} SET qty = qty + 1 WHERE id = %s").format(
-                        sql.Identifier(table)), [k])
+                    conn.execute(
+                        sql.SQL("UPDATE {} SET qty = qty + 1 WHERE id = %s").format(
+                            sql.Identifier(table)
+                        ),
+                        [k],
+                    )
         if op == "insert":
-            stmt = sql.SQL("INSERT INTO {} SELECT g, g %% 1000, 'item ' || g, now() "
-                           "FROM generate_series(1, %s) g").format(sql.Identifier(table))
+            stmt = sql.SQL(
+                "INSERT INTO {} SELECT g, g %% 1000, 'item ' || g, now() "
+                "FROM generate_series(1, %s) g"
+            ).format(sql.Identifier(table))
             params: list[Any] = [rows]
         else:
             stmt = sql.SQL("UPDATE {} SET qty = qty + 1").format(sql.Identifier(table))
@@ -243,16 +356,23 @@ def run_bulk(target: Target, cfg: SqlConfig) -> list[dict[str, Any]]:
         log(f"sql bulk {cfg.bulk_rows} rows: repetition {rep + 1}/{cfg.bulk_reps}")
         for i, (op, session) in enumerate(variants):
             kinds = ("plain", "tracked") if (rep + i) % 2 == 0 else ("tracked", "plain")
-            got = {k: _bulk_once(target, op, f"bulk_{op[:3]}_{k}", cfg.bulk_rows, session == "warm")
-                   for k in kinds}
+            got = {
+                k: _bulk_once(target, op, f"bulk_{op[:3]}_{k}", cfg.bulk_rows, session == "warm")
+                for k in kinds
+            }
             raw[(op, session)].append((got["plain"], got["tracked"]))
-    return [{
-        "operation": op, "rows": cfg.bulk_rows, "session": session,
-        # time ratio tracked/plain: 1.0 is free, 2.0 is twice as slow
-        "ratio": ratio_summary(pairs),
-        "seconds_plain": summarize([p for p, _ in pairs]),
-        "seconds_tracked": summarize([t for _, t in pairs]),
-    } for (op, session), pairs in raw.items()]
+    return [
+        {
+            "operation": op,
+            "rows": cfg.bulk_rows,
+            "session": session,
+            # time ratio tracked/plain: 1.0 is free, 2.0 is twice as slow
+            "ratio": ratio_summary(pairs),
+            "seconds_plain": summarize([p for p, _ in pairs]),
+            "seconds_tracked": summarize([t for _, t in pairs]),
+        }
+        for (op, session), pairs in raw.items()
+    ]
 
 
 _SIZES = """
@@ -266,10 +386,16 @@ def run_bytes(target: Target, cfg: SqlConfig, stock: DeleteStock) -> list[dict[s
     """Size of the events single-row statements write, measured on their own."""
     n = cfg.bytes_rows
     statements = {
-        "INSERT": ("INSERT INTO item_tracked VALUES (nextval('item_tracked_ins_seq'), 7, 'new item', now())", False),
+        "INSERT": (
+            "INSERT INTO item_tracked VALUES (nextval('item_tracked_ins_seq'), 7, 'new item', now())",
+            False,
+        ),
         "UPDATE": ("UPDATE item_tracked SET qty = qty + 1 WHERE id = %s", False),
         "UPDATE with context": ("UPDATE item_tracked SET qty = qty + 1 WHERE id = %s", True),
-        "DELETE": ("DELETE FROM item_tracked WHERE id = (SELECT nextval('item_tracked_del_seq'))", False),
+        "DELETE": (
+            "DELETE FROM item_tracked WHERE id = (SELECT nextval('item_tracked_del_seq'))",
+            False,
+        ),
     }
     stock.top_up(target, n)
     out = []
@@ -280,26 +406,34 @@ def run_bytes(target: Target, cfg: SqlConfig, stock: DeleteStock) -> list[dict[s
             for k in range(1, n + 1):
                 with conn.transaction():
                     if with_context:
-                        conn.execute("SELECT audit.set_context(actor_id => '4242', actor_name => 'alice.example', "
-                                     "ip => '203.0.113.7', user_agent => 'Mozilla/5.0 (X11; Linux x86_64) bench', "
-                                     "request_id => %s)", [f"req-{k}"])
+                        conn.execute(
+                            "SELECT audit.set_context(actor_id => '4242', actor_name => 'alice.example', "
+                            "ip => '203.0.113.7', user_agent => 'Mozilla/5.0 (X11; Linux x86_64) bench', "
+                            "request_id => %s)",
+                            [f"req-{k}"],
+                        )
                     conn.execute(stmt, [k] if "%s" in stmt else None)
             heap1, idx1 = su.execute(_SIZES).fetchone()  # type: ignore[misc]
             row = su.execute(
                 "SELECT count(*), avg(pg_column_size(e.*)), "
                 "avg(coalesce(pg_column_size(e.old_values), 0) + coalesce(pg_column_size(e.new_values), 0) "
                 "    + pg_column_size(e.row_key)) "
-                "FROM audit.event e WHERE id > %s AND table_name = 'public.item_tracked'", [first],
+                "FROM audit.event e WHERE id > %s AND table_name = 'public.item_tracked'",
+                [first],
             ).fetchone()
             assert row is not None
             events = int(row[0])
-            out.append({
-                "operation": label, "events": events, "statements": n,
-                "row_bytes": round(float(row[1] or 0), 1),
-                "jsonb_bytes": round(float(row[2] or 0), 1),
-                "heap_bytes_per_event": round(float(heap1 - heap0) / max(events, 1), 1),
-                "index_bytes_per_event": round(float(idx1 - idx0) / max(events, 1), 1),
-            })
+            out.append(
+                {
+                    "operation": label,
+                    "events": events,
+                    "statements": n,
+                    "row_bytes": round(float(row[1] or 0), 1),
+                    "jsonb_bytes": round(float(row[2] or 0), 1),
+                    "heap_bytes_per_event": round(float(heap1 - heap0) / max(events, 1), 1),
+                    "index_bytes_per_event": round(float(idx1 - idx0) / max(events, 1), 1),
+                }
+            )
     return out
 
 
@@ -313,5 +447,10 @@ def run(target: Target, cfg: SqlConfig) -> dict[str, Any]:
         context = run_context(target, cfg, workdir)
     bulk = run_bulk(target, cfg)
     sizes = run_bytes(target, cfg, stock)
-    return {"single_row": single, "context": context, "bulk": bulk, "bytes_per_event": sizes,
-            "config": cfg.__dict__}
+    return {
+        "single_row": single,
+        "context": context,
+        "bulk": bulk,
+        "bytes_per_event": sizes,
+        "config": cfg.__dict__,
+    }
