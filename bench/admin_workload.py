@@ -6,6 +6,7 @@ Runs in the project's own venv (the bridge's admin is this repository's code):
 
 from __future__ import annotations
 
+import datetime
 import json
 import statistics
 import sys
@@ -102,18 +103,21 @@ def main() -> None:
     client = Client()
     client.force_login(user)
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-    variants = {"default page": ""}
-    filters = [
-        f if isinstance(f, str) else getattr(f, "parameter_name", None) or str(f)
-        for f in (model_admin.list_filter or ())
-    ]
-    if "action" in filters:
-        variants["filter action=LOGIN_FAILED"] = "?action__exact=LOGIN_FAILED"
-    if "table_name" in filters:
-        variants["filter table_name=public.shop_order"] = "?table_name__exact=public.shop_order"
-    if model_admin.search_fields:
-        variants["search 'user42'"] = "?q=user42"
-    variants["page 100"] = "?p=99"
+    today = datetime.date.today()
+    # The bridge admin's own filter parameters; an unknown one shows as a redirect status.
+    variants = {
+        "default page (newest first)": "",
+        "action = LOGIN_FAILED": "?action=LOGIN_FAILED",
+        "last 7 days": f"?occurred_from={today - datetime.timedelta(days=7)}&occurred_to={today}",
+        "actor id = 42": "?actor=42",
+        "table = public.shop_order": "?table=public.shop_order",
+        "IP in 198.51.100.0/24": "?ip=198.51.100.0/24",
+        "search request id": "?q=req-123456",
+        "action + 7 days + table": f"?action=UPDATE&occurred_from={today - datetime.timedelta(days=7)}"
+                                   "&table=public.shop_order",
+        "page 50": "?p=50",
+    }
+    filters = [getattr(f, "__name__", str(f)) for f in (model_admin.list_filter or ())]
     results: dict[str, Any] = {
         "status": "ok",
         "model": model._meta.label,

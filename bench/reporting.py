@@ -29,8 +29,6 @@ DATA_TABLES = [
     "shop_invoice",
     "shop_payment",
     "shop_shipment",
-    "auth_user",
-    "auth_user_groups",
 ]
 
 GENERATE = """

@@ -86,6 +86,9 @@ def test_smoke_runs_every_level_and_the_report_renders(smoke_results) -> None:  
     core = [q for q in rp["queries"] if q["query"].startswith("core:")]
     assert core and all(q["status"] == "ok" for q in core), core
 
+    if rp["admin"].get("status") == "ok":
+        assert {p["http_status"] for p in rp["admin"]["pages"].values()} == {200}, rp["admin"]
+
     page = render(data, previous="")
     assert "## Targets" in page and "## SQL level" in page and "## Django level" in page
 
