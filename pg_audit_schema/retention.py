@@ -81,6 +81,13 @@ def paths_for(partition: str, directory: Path) -> tuple[Path, Path]:
 
 def export_partition(conn: psycopg.Connection, partition: str, directory: Path) -> Archive:
     """Write the archive of one sealed partition and check it; nothing is dropped."""
+    try:
+        return _export(conn, partition, directory)
+    except OSError as exc:
+        raise PgAuditError(f"exporting {partition} failed: {exc}") from exc
+
+
+def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archive:
     directory.mkdir(parents=True, exist_ok=True)
     data, manifest_path = paths_for(partition, directory)
     tmp = data.with_name(data.name + ".partial")
@@ -210,13 +217,17 @@ def verify_archive(path: Path, conn: psycopg.Connection | None = None) -> Archiv
     if content.hexdigest() != manifest.get("content_sha256"):
         check.problems.append("content hash differs from the manifest: an event was changed")
     if conn is not None and not check.problems:
-        check.problems.extend(_against_seal(conn, manifest, row_hashes))
+        check.problems.extend(_against_seal(conn, manifest, check.manifest_sha256, row_hashes))
     return check
 
 
-def _against_seal(conn: psycopg.Connection, manifest: dict[str, object],
+def _against_seal(conn: psycopg.Connection, manifest: dict[str, object], manifest_sha256: str,
                   row_hashes: dict[int, bytes]) -> list[str]:
     problems: list[str] = []
+    recorded = conn.execute("SELECT manifest_sha256 FROM audit.retired WHERE partition = %s",
+                            [manifest.get("partition")]).fetchone()
+    if recorded and recorded[0] != manifest_sha256:
+        problems.append("the manifest is not the one recorded when the partition was retired")
     batch = manifest.get("seal_batch")
     if batch is None:
         return problems
