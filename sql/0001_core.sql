@@ -204,9 +204,12 @@ GRANT EXECUTE ON FUNCTION audit.set_context(text, text, text, text, text) TO aud
 DO $parse_ip$
 BEGIN
     IF current_setting('server_version_num')::int >= 160000 THEN
+        -- PL/pgSQL, not SQL: PostgreSQL 18 plans SQL functions with the argument
+        -- as a constant and folds raw::inet even in the branch CASE skips, so a
+        -- bad address raised instead of giving NULL.
         CREATE FUNCTION audit.parse_ip(raw text) RETURNS inet
-        LANGUAGE sql IMMUTABLE PARALLEL SAFE
-        AS 'SELECT CASE WHEN pg_catalog.pg_input_is_valid(raw, ''inet'') THEN raw::pg_catalog.inet END';
+        LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+        AS 'BEGIN IF pg_catalog.pg_input_is_valid(raw, ''inet'') THEN RETURN raw::pg_catalog.inet; END IF; RETURN NULL; END';
     ELSE
         CREATE FUNCTION audit.parse_ip(raw text) RETURNS inet
         LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -417,6 +420,36 @@ COMMENT ON VIEW audit.tracked_table IS
     'pg-audit: tables whose changes are captured, with their excluded columns and whether the capture fires always';
 GRANT SELECT ON audit.tracked_table TO audit_reader, audit_writer;
 
+-- enable_tracking and disable_tracking run as the table owner (they create its
+-- triggers), who may not write events; this definer records the state the
+-- table is actually in, so the event cannot claim what did not happen.
+CREATE FUNCTION audit.record_tracking(target regclass) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    excluded text[];
+BEGIN
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class WHERE oid = target), 'USAGE') THEN
+        RAISE EXCEPTION 'pg-audit: only the owner of % may change its tracking', target
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT t.excluded_columns INTO excluded FROM audit.tracked_table t
+    WHERE t.table_oid = target AND t.enabled_always;
+    IF FOUND THEN
+        RETURN audit.append_event('TRACKING_ENABLED', NULL, NULL,
+                                  jsonb_build_object('exclude_columns', excluded), NULL,
+                                  audit.table_name(target));
+    END IF;
+    RETURN audit.append_event('TRACKING_DISABLED', NULL, NULL, NULL, NULL, audit.table_name(target));
+END
+$$;
+COMMENT ON FUNCTION audit.record_tracking(regclass) IS
+    'pg-audit: internal; records TRACKING_ENABLED or TRACKING_DISABLED as the table now is (used by enable_tracking and disable_tracking)';
+REVOKE ALL ON FUNCTION audit.record_tracking(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.record_tracking(regclass) TO audit_writer;
+
 CREATE FUNCTION audit.enable_tracking(target regclass, exclude_columns text[] DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql
@@ -463,11 +496,11 @@ BEGIN
             AND tgenabled = 'A') = 4 THEN
         RETURN;  -- already tracked exactly so
     END IF;
+    -- The DDL guard lets capture triggers change only while this is set.
     PERFORM set_config('audit.untracking', target::oid::text, true);
     FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, target);
     END LOOP;
-    PERFORM set_config('audit.untracking', '', true);
     EXECUTE format('CREATE TRIGGER audit_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS audit_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%L)', target, args);
     EXECUTE format('CREATE TRIGGER audit_capture_update AFTER UPDATE ON %s '
@@ -485,9 +518,8 @@ BEGIN
         EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', 'audit_capture_' || op, target,
                        'pg-audit: records ' || upper(op) || ' in audit.event (audit.enable_tracking)');
     END LOOP;
-    PERFORM audit.append_event('TRACKING_ENABLED', NULL, NULL,
-                               jsonb_build_object('exclude_columns', args::text[]), NULL,
-                               audit.table_name(target));
+    PERFORM set_config('audit.untracking', '', true);
+    PERFORM audit.record_tracking(target);
 END
 $$;
 COMMENT ON FUNCTION audit.enable_tracking(regclass, text[]) IS
@@ -510,7 +542,7 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, target);
     END LOOP;
     PERFORM set_config('audit.untracking', '', true);
-    PERFORM audit.append_event('TRACKING_DISABLED', NULL, NULL, NULL, NULL, audit.table_name(target));
+    PERFORM audit.record_tracking(target);
 END
 $$;
 COMMENT ON FUNCTION audit.disable_tracking(regclass) IS
@@ -555,7 +587,16 @@ BEGIN
        OR (current_user = 'audit_owner' AND NOT pg_has_role(session_user, 'audit_owner', 'MEMBER')) THEN
         RETURN;
     END IF;
-    IF TG_EVENT = 'sql_drop' THEN
+    IF TG_EVENT = 'ddl_command_start' THEN
+        -- Only audit_owner members get here (nobody else owns what these
+        -- commands could hit). DROP SCHEMA audit CASCADE or DROP FUNCTION
+        -- audit.guard_ddl() CASCADE would drop the event triggers with the
+        -- function, so sql_drop would never fire; a replaced guard_ddl would
+        -- judge its own replacement. Refuse them before they run.
+        IF pg_has_role(session_user, 'audit_owner', 'MEMBER') THEN
+            offender := 'anything with ' || TG_TAG;
+        END IF;
+    ELSIF TG_EVENT = 'sql_drop' THEN
         FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
             IF obj.schema_name = 'audit' THEN
                 offender := obj.object_identity;
@@ -572,11 +613,31 @@ BEGIN
         FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
             IF obj.schema_name = 'audit' THEN
                 offender := obj.object_identity;
+            ELSIF obj.classid IN ('pg_trigger'::regclass, 'pg_rewrite'::regclass)
+                  AND obj.command_tag IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TRIGGER', 'ALTER RULE')
+                  AND EXISTS (SELECT FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                              WHERE t.oid = obj.objid AND c.relnamespace = 'audit'::regnamespace
+                                AND obj.classid = 'pg_trigger'::regclass
+                              UNION ALL
+                              SELECT FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
+                              WHERE r.oid = obj.objid AND c.relnamespace = 'audit'::regnamespace
+                                AND obj.classid = 'pg_rewrite'::regclass) THEN
+                -- Triggers and rules have no schema of their own: a rule or a
+                -- BEFORE trigger on the log could drop or rewrite events.
+                offender := obj.object_identity;
             ELSIF obj.command_tag = 'ALTER TABLE' AND obj.classid = 'pg_class'::regclass THEN
                 SELECT format('%s on %s', t.tgname, obj.object_identity) INTO offender
                 FROM pg_trigger t
                 WHERE t.tgrelid = obj.objid AND t.tgname LIKE 'audit\_capture\_%' AND t.tgenabled <> 'A'
                 LIMIT 1;
+            ELSIF obj.classid = 'pg_trigger'::regclass THEN
+                -- CREATE OR REPLACE TRIGGER and ALTER TRIGGER ... RENAME would
+                -- otherwise repoint, re-argue or rename (then drop) a capture.
+                SELECT format('%s on %s', t.tgname, t.tgrelid::regclass) INTO offender
+                FROM pg_trigger t
+                WHERE t.oid = obj.objid
+                  AND (t.tgname LIKE 'audit\_capture\_%' OR t.tgfoid = 'audit.capture()'::regprocedure)
+                  AND current_setting('audit.untracking', true) IS DISTINCT FROM t.tgrelid::text;
             END IF;
             EXIT WHEN offender IS NOT NULL;
         END LOOP;

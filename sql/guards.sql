@@ -23,11 +23,23 @@ BEGIN
             COMMENT ON EVENT TRIGGER audit_guard_drop IS
                 'pg-audit: refuses non-superuser DROP of audit objects and of capture triggers';
         END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'audit_guard_ddl_start') THEN
+            -- DROP SCHEMA audit CASCADE and DROP FUNCTION audit.guard_ddl() CASCADE
+            -- drop the event triggers along with their function, and a replaced
+            -- guard_ddl would vet its own replacement: stop these before they run.
+            CREATE EVENT TRIGGER audit_guard_ddl_start ON ddl_command_start
+                WHEN TAG IN ('DROP SCHEMA', 'DROP FUNCTION', 'DROP ROUTINE', 'DROP OWNED',
+                             'CREATE FUNCTION', 'ALTER FUNCTION', 'ALTER ROUTINE', 'ALTER SCHEMA')
+                EXECUTE FUNCTION audit.guard_ddl();
+            COMMENT ON EVENT TRIGGER audit_guard_ddl_start IS
+                'pg-audit: refuses to audit_owner members the commands that could remove or replace the guard itself';
+        END IF;
         -- ENABLE ALWAYS: session_replication_role = replica must not skip the guard.
         ALTER EVENT TRIGGER audit_guard_ddl_end ENABLE ALWAYS;
         ALTER EVENT TRIGGER audit_guard_drop ENABLE ALWAYS;
+        ALTER EVENT TRIGGER audit_guard_ddl_start ENABLE ALWAYS;
     ELSE
-        RAISE WARNING 'pg-audit: installed without a superuser, so these guards are missing: event triggers audit_guard_ddl_end and audit_guard_drop (they stop non-superusers from altering or dropping audit objects and disabling capture triggers)'
+        RAISE WARNING 'pg-audit: installed without a superuser, so these guards are missing: event triggers audit_guard_ddl_end, audit_guard_drop and audit_guard_ddl_start (they stop non-superusers from altering or dropping audit objects and disabling capture triggers)'
             USING HINT = 'Run the installer once as a superuser to add them.';
     END IF;
 END
