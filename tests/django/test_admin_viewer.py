@@ -173,6 +173,35 @@ def test_list_never_counts_or_searches_the_whole_log(client: Any, superuser: Any
             assert not re.search(r"LIKE\s+'%", statement), statement
 
 
+def test_only_the_key_orders_the_list(client: Any, superuser: Any) -> None:
+    record_events()
+    client.force_login(superuser)
+    for o in ("5", "-2.5", "0"):
+        with CaptureQueriesContext(connection) as queries:
+            listed = _ids(_listed(client, o=o))
+        assert listed == sorted(listed, reverse=(o != "0")), o
+        for q in queries.captured_queries:
+            if "ORDER BY" in q["sql"] and '"audit"."event"' in q["sql"]:
+                order = q["sql"].split("ORDER BY", 1)[1]
+                assert "table_name" not in order and "action" not in order, order
+
+
+def test_values_are_escaped(client: Any, superuser: Any) -> None:
+    tag = uuid.uuid4().hex[:10]
+    with connection.cursor() as c:
+        c.execute(f"CREATE TABLE public.viewer_xss_{tag} (id int PRIMARY KEY, body text)")
+        c.execute("SELECT audit.enable_tracking(target => %s::regclass)", [f"public.viewer_xss_{tag}"])
+        _context(c, "<i>6</i>", "<script>alert(1)</script>", "10.0.0.6", f"req-xss-{tag}")
+        c.execute(f"INSERT INTO public.viewer_xss_{tag} VALUES (1, '<img src=x onerror=alert(2)>')")
+    client.force_login(superuser)
+    page = client.get(reverse(CHANGELIST), {"q": f"req-xss-{tag}"}).content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    event = AuditEvent.objects.get(request_id=f"req-xss-{tag}")
+    page = client.get(reverse("admin:django_bridge_auditevent_change", args=[event.id])).content.decode()
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page and "<img src=x" not in page
+    assert "<i>6</i>" not in page
+
+
 def test_detail_shows_old_and_new_values_side_by_side(client: Any, superuser: Any) -> None:
     data = record_events()
     client.force_login(superuser)
@@ -263,7 +292,7 @@ def test_nobody_may_add_change_or_delete_through_the_admin(client: Any, superuse
     delete = reverse("admin:django_bridge_auditevent_delete", args=[event.id])
     assert client.post(delete, {"post": "yes"}).status_code == 403
     change = reverse("admin:django_bridge_auditevent_change", args=[event.id])
-    client.post(change, {"action": "LOGIN", "actor_name": "mallory"})
+    assert client.post(change, {"action": "LOGIN", "actor_name": "mallory"}).status_code == 403
     event_after = AuditEvent.objects.get(id=event.id)
     assert (event_after.action, event_after.actor_name) == ("UPDATE", "alice")
 
