@@ -8,6 +8,7 @@ bench/run --full-reporting   # the reporting level on 10M events instead of 1M
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--bindir", default=None, help="PostgreSQL bin directory (pgbench)")
     p.add_argument("--port", type=int, default=55499)
+    p.add_argument("--seconds", type=float, default=None, help="pgbench run length (full: 2)")
+    p.add_argument("--reps", type=int, default=None,
+                   help="repetitions of every level (full: sql 3, bulk 5, django 5)")
     return p.parse_args(argv)
 
 
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                     seconds=2, reps=3, bulk_rows=100_000, bulk_reps=5, bytes_rows=5000
                 )
             )
+            if args.seconds is not None:
+                cfg = dataclasses.replace(cfg, seconds=args.seconds)
+            if args.reps is not None:
+                cfg = dataclasses.replace(cfg, reps=args.reps, bulk_reps=args.reps)
             t0 = time.time()
             results.data["sql"] = sql_level.run(target, cfg)
             results.data["sql"]["elapsed_s"] = round(time.time() - t0, 1)
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
             t0 = time.time()
             results.data["django"] = django_level.run(
-                target, smoke=args.smoke, libraries=args.libraries
+                target, smoke=args.smoke, libraries=args.libraries, reps=args.reps
             )
             results.data["django"]["elapsed_s"] = round(time.time() - t0, 1)
             results.save()

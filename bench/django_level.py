@@ -47,7 +47,9 @@ def capture_status(history: list[int | None], expected: int) -> str:
     return f"partial ({low} of {expected})"
 
 
-def run(target: Target, *, smoke: bool, libraries: str | None) -> dict[str, Any]:
+def run(
+    target: Target, *, smoke: bool, libraries: str | None, reps: int | None = None
+) -> dict[str, Any]:
     libs = libraries.split(",") if libraries else (SMOKE if smoke else ALL)
     if "none" not in libs:
         libs = ["none", *libs]
@@ -56,7 +58,7 @@ def run(target: Target, *, smoke: bool, libraries: str | None) -> dict[str, Any]
         if smoke
         else {"single": 300, "bulk": 10_000, "requests": 300}
     )
-    reps = 1 if smoke else 5
+    reps = reps or (1 if smoke else 5)
     # Smoke uses the project's venv (Django and the bridge are there); a full run
     # builds one venv per library from PyPI.
     local = [lib for lib in libs if smoke and lib in SMOKE]
