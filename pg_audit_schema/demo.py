@@ -15,6 +15,7 @@ import http.cookiejar
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ def run(serve: bool = False, port: int = 0, say: Say = print) -> int:
         with tempfile.TemporaryDirectory(prefix="pg-audit-demo-") as scratch, \
                 temporary_server(port=5432) as server:
             _demo(server, site_dir, Path(scratch), serve, port or _free_port(), say)
+        say("Stopped; nothing is left running.")
     except KeyboardInterrupt:
         say("\ninterrupted; everything is stopped")
         return 130
@@ -141,7 +142,7 @@ def _demo(server: Server, site_dir: Path, scratch: Path, serve: bool, port: int,
     _manage(site_dir, env, "seed_shop")
     say(f"  example site migrated and seeded ({site_dir})")
 
-    with _running_site(site_dir, env, port, scratch / "site.log") as url:
+    with _running_site(site_dir, env, port, scratch / "site.log") as (url, site):
         say(f"  site running at {url}\n")
         say("Scenario")
         _scenario(server, url, password, say)
@@ -151,8 +152,11 @@ def _demo(server: Server, site_dir: Path, scratch: Path, serve: bool, port: int,
         _print_how_to_look(server, url, password, serve, say)
         if serve:
             say("\nServing until Ctrl-C ...")
-            _wait_for_interrupt(url)
-    say("Stopped the site and the database; nothing is left running.")
+            try:
+                _serve_until_interrupted(site, scratch / "site.log")
+            except KeyboardInterrupt:
+                say("")
+    say("Stopping the site and the database ...")
 
 
 def _prepare_database(server: Server, password: str) -> None:
@@ -206,7 +210,9 @@ def _tail(text: str, lines: int = 15) -> str:
 
 
 @contextmanager
-def _running_site(site_dir: Path, env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+def _running_site(
+    site_dir: Path, env: dict[str, str], port: int, log: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     url = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:
         # Its own session: Ctrl-C reaches only us, and we stop the site in order.
@@ -218,7 +224,7 @@ def _running_site(site_dir: Path, env: dict[str, str], port: int, log: Path) -> 
         )
     try:
         _wait_until_up(site, url, log)
-        yield url
+        yield url, site
     finally:
         site.terminate()
         try:
@@ -241,9 +247,10 @@ def _wait_until_up(site: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise PgAuditError(f"the example site did not answer within 60 s:\n{_tail(log.read_text())}")
 
 
-def _wait_for_interrupt(url: str) -> None:
-    while True:
-        time.sleep(3600)
+def _serve_until_interrupted(site: subprocess.Popen[bytes], log: Path) -> None:
+    while site.poll() is None:
+        time.sleep(0.5)
+    raise PgAuditError(f"the example site stopped:\n{_tail(log.read_text())}")
 
 
 # ---------------------------------------------------------------------------
@@ -429,16 +436,9 @@ def _psql(server: Server, user: str, statement: str, *, password: str = "",
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Column:
-    title: str
-    width: int  # 0: whatever is left
-
-
-COLUMNS = (
-    Column("time", 8), Column("action", 16), Column("actor", 16), Column("ip", 15),
-    Column("table", 13), Column("key", 4), Column("changes", 0),
-)
+# Title and widest width of each column of the trail; the last takes the rest.
+COLUMNS = (("time", 8), ("action", 16), ("actor", 20), ("ip", 20), ("table", 20), ("key", 8),
+           ("changes", 0))
 
 
 def _print_trail(server: Server, say: Say) -> None:
@@ -454,21 +454,21 @@ def _print_trail(server: Server, say: Say) -> None:
 
 
 def _terminal_width() -> int:
-    try:
-        return max(80, min(160, os.get_terminal_size().columns))
-    except OSError:
-        return 120
+    return max(80, min(200, shutil.get_terminal_size((120, 24)).columns))
 
 
 def trail_table(rows: Sequence[Sequence[str]], width: int) -> list[str]:
-    """Rows as aligned columns; the last column gets the rest of the width."""
-    fixed = sum(c.width + 2 for c in COLUMNS[:-1])
-    last = max(20, width - fixed)
-    widths = [c.width or last for c in COLUMNS]
+    """Rows as aligned columns, each as wide as its content, the last cut to fit ``width``."""
+    titles = [title for title, _ in COLUMNS]
+    widths = [
+        min(cap, max([len(title), *(len(" ".join(r[i].split())) for r in rows)]))
+        for i, (title, cap) in enumerate(COLUMNS[:-1])
+    ]
+    widths.append(max(20, width - sum(w + 2 for w in widths)))
     lines = []
-    for cells in [[c.title for c in COLUMNS], ["-" * w for w in widths], *rows]:
-        parts = [_fit(cell, w) for cell, w in zip(cells, widths)]
-        lines.append("  ".join(parts).rstrip())
+    for cells in [titles, ["-" * w for w in widths], *rows]:
+        fitted = (_fit(cell, w) for cell, w in zip(cells, widths, strict=True))
+        lines.append("  ".join(fitted).rstrip())
     return lines
 
 
@@ -494,9 +494,8 @@ def summarise(old: Any, new: Any, detail: Any) -> str:
     old = old if isinstance(old, dict) else {}
     new = new if isinstance(new, dict) else {}
     if old and new:
-        return ", ".join(
-            f"{c} {_value(old.get(c))}->{_value(new.get(c))}" for c in [*new, *(c for c in old if c not in new)]
-        )
+        columns = [*new, *(c for c in old if c not in new)]
+        return ", ".join(f"{c} {_value(old.get(c))}->{_value(new.get(c))}" for c in columns)
     values = new or old
     if values:
         return " ".join(f"{c}={_value(v)}" for c, v in values.items())
@@ -514,7 +513,9 @@ def _value(value: Any) -> str:
 def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say: Say) -> None:
     say("Look at it yourself" + ("" if serve else
                                   " (start the demo with --serve to keep it running)"))
-    psql = f'{server.tool("psql")} "host={server.socket_dir} port={server.port} dbname={DB_NAME} user={server.superuser}"'
+    conninfo = (f"host={server.socket_dir} port={server.port} dbname={DB_NAME} "
+                f"user={server.superuser}")
+    psql = f'{server.tool("psql")} "{conninfo}"'
     say(f"  psql:   {psql}")
     say("          then: SELECT * FROM audit.event ORDER BY id;")
     say("                SELECT * FROM audit.row_history('shop_product', '{\"id\": 1}');")
@@ -526,9 +527,10 @@ def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pg_audit_schema.demo [--serve] [--port N]``, without the full CLI."""
     parser = argparse.ArgumentParser(prog="pg-audit")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(["demo", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args))
     except PgAuditError as exc:
