@@ -370,13 +370,14 @@ DECLARE
                                                   AND a.attnum = ANY (i.indkey)));
 BEGIN
     -- One INSERT per statement whatever the number of rows. OFFSET 0 keeps each
-    -- row's to_jsonb() computed once.
+    -- row's to_jsonb() computed once. Whole rows are n.* and o.*: a bare n or o
+    -- would be the column of that name when the tracked table has one.
     IF TG_OP = 'INSERT' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, new_values, detail)
         SELECT 'INSERT', ctx.actor_id, ctx.actor_name, ctx.ip, ctx.user_agent, ctx.request_id,
                tbl, r - non_key, r - excluded, extra
-        FROM (SELECT to_jsonb(n) AS r FROM audit_new n OFFSET 0) s;
+        FROM (SELECT to_jsonb(n.*) AS r FROM audit_new n OFFSET 0) s;
     ELSIF TG_OP = 'UPDATE' THEN
         -- A changed column is one whose value differs; old and new values are
         -- each row minus its unchanged columns.
@@ -386,8 +387,8 @@ BEGIN
                tbl, d.n - non_key, d.o - d.same, d.n - d.same, extra
         FROM (SELECT p.o, p.n,
                      ARRAY(SELECT e.key FROM jsonb_each(p.n) e WHERE (p.o -> e.key) = e.value) AS same
-              FROM unnest(ARRAY(SELECT to_jsonb(o) - excluded FROM audit_old o),
-                          ARRAY(SELECT to_jsonb(n) - excluded FROM audit_new n)) AS p(o, n)
+              FROM unnest(ARRAY(SELECT to_jsonb(o.*) - excluded FROM audit_old o),
+                          ARRAY(SELECT to_jsonb(n.*) - excluded FROM audit_new n)) AS p(o, n)
               OFFSET 0) d
         WHERE d.n - d.same <> '{}';
     ELSIF TG_OP = 'DELETE' THEN
@@ -395,7 +396,7 @@ BEGIN
                                  table_name, row_key, old_values, detail)
         SELECT 'DELETE', ctx.actor_id, ctx.actor_name, ctx.ip, ctx.user_agent, ctx.request_id,
                tbl, r - non_key, r - excluded, extra
-        FROM (SELECT to_jsonb(o) AS r FROM audit_old o OFFSET 0) s;
+        FROM (SELECT to_jsonb(o.*) AS r FROM audit_old o OFFSET 0) s;
     ELSE
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id, table_name, detail)
         VALUES ('TRUNCATE', ctx.actor_id, ctx.actor_name, ctx.ip, ctx.user_agent, ctx.request_id, tbl, extra);

@@ -1,0 +1,319 @@
+"""Capture semantics of audit.enable_tracking, as CONTRACT.md states them."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Database
+
+
+def events(db: Database, action: str | None = None) -> list[dict[str, Any]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT to_jsonb(e) FROM audit.event e WHERE %s::text IS NULL OR action = %s "
+            "ORDER BY id",
+            [action, action],
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def data_events(db: Database) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT action, table_name, row_key, old_values, new_values FROM audit.event "
+            "WHERE action IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') ORDER BY id"
+        ).fetchall()
+
+
+@pytest.fixture
+def app(db: Database, roles: dict[str, str]) -> psycopg.Connection:
+    """The application's connection, owning public.account (tracked, secret excluded)."""
+    conn = db.connect(roles["app"])
+    conn.execute("CREATE TABLE public.account (id int PRIMARY KEY, name text, secret text, n int)")
+    conn.execute("SELECT audit.enable_tracking('public.account', exclude_columns => '{secret}')")
+    return conn
+
+
+def test_each_row_of_insert_update_delete_is_one_event(db: Database, app: psycopg.Connection) -> None:
+    app.execute("INSERT INTO account VALUES (1, 'a', 's1', 1), (2, 'b', 's2', 2), (3, 'c', 's3', 3)")
+    app.execute("UPDATE account SET n = n + 10 WHERE id <= 2")
+    app.execute("DELETE FROM account WHERE id = 3")
+    assert data_events(db) == [
+        ("INSERT", "public.account", {"id": 1}, None, {"id": 1, "name": "a", "n": 1}),
+        ("INSERT", "public.account", {"id": 2}, None, {"id": 2, "name": "b", "n": 2}),
+        ("INSERT", "public.account", {"id": 3}, None, {"id": 3, "name": "c", "n": 3}),
+        ("UPDATE", "public.account", {"id": 1}, {"n": 1}, {"n": 11}),
+        ("UPDATE", "public.account", {"id": 2}, {"n": 2}, {"n": 12}),
+        ("DELETE", "public.account", {"id": 3}, {"id": 3, "name": "c", "n": 3}, None),
+    ]
+
+
+def test_update_that_changes_nothing_or_only_excluded_columns_writes_no_event(
+    db: Database, app: psycopg.Connection
+) -> None:
+    app.execute("INSERT INTO account VALUES (1, 'a', 's1', 1), (2, NULL, 's2', NULL)")
+    app.execute("UPDATE account SET name = name, n = n")  # NULL = NULL counts as unchanged too
+    app.execute("UPDATE account SET secret = 'rotated'")
+    app.execute("UPDATE account SET n = n WHERE id = 99")
+    assert [e[0] for e in data_events(db)] == ["INSERT", "INSERT"]
+
+
+def test_excluded_columns_never_reach_the_log(db: Database, app: psycopg.Connection) -> None:
+    app.execute("INSERT INTO account VALUES (1, 'a', 'hunter2', 1)")
+    app.execute("UPDATE account SET secret = 'hunter3', name = 'b'")
+    app.execute("DELETE FROM account")
+    with db.connect() as conn:
+        (dump,) = conn.execute("SELECT string_agg(to_jsonb(e)::text, ' ') FROM audit.event e").fetchone()
+    assert "hunter" not in dump
+    for _, _, key, old, new in data_events(db):
+        assert "secret" not in {**key, **(old or {}), **(new or {})}
+    assert [e[0] for e in data_events(db)] == ["INSERT", "UPDATE", "DELETE"]
+
+
+def test_row_key_is_the_composite_primary_key(db: Database, roles: dict[str, str]) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.line (order_id int, pos int, sku text, "
+                     "PRIMARY KEY (pos, order_id))")
+        conn.execute("SELECT audit.enable_tracking('public.line')")
+        conn.execute("INSERT INTO line VALUES (7, 1, 'x'), (7, 2, 'y')")
+        conn.execute("UPDATE line SET sku = 'z' WHERE pos = 2")
+    assert [(e[0], e[2]) for e in data_events(db)] == [
+        ("INSERT", {"order_id": 7, "pos": 1}),
+        ("INSERT", {"order_id": 7, "pos": 2}),
+        ("UPDATE", {"order_id": 7, "pos": 2}),
+    ]
+
+
+def test_key_change_is_one_update_with_the_new_key_and_the_old_key_in_old_values(
+    db: Database, app: psycopg.Connection
+) -> None:
+    app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
+    app.execute("UPDATE account SET id = 5, name = 'e'")
+    assert data_events(db)[1:] == [
+        ("UPDATE", "public.account", {"id": 5}, {"id": 1, "name": "a"}, {"id": 5, "name": "e"}),
+    ]
+
+
+def test_key_swap_in_one_statement_pairs_each_old_row_with_its_own_new_row(
+    db: Database, roles: dict[str, str]
+) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.slot (id int PRIMARY KEY DEFERRABLE, label text)")
+        conn.execute("SELECT audit.enable_tracking('public.slot')")
+        conn.execute("INSERT INTO slot VALUES (1, 'one'), (2, 'two')")
+        conn.execute("UPDATE slot SET id = 3 - id")
+        conn.execute("INSERT INTO slot SELECT g, 'r' || g FROM generate_series(3, 1002) g")
+        # Many rows swap keys and change a column tied to the old key.
+        conn.execute("UPDATE slot SET id = 1005 - id, label = label || '>' || (1005 - id) "
+                     "WHERE id >= 3")
+    updates = [e for e in data_events(db) if e[0] == "UPDATE"]
+    assert updates[:2] == [
+        ("UPDATE", "public.slot", {"id": 2}, {"id": 1}, {"id": 2}),
+        ("UPDATE", "public.slot", {"id": 1}, {"id": 2}, {"id": 1}),
+    ]
+    bulk = updates[2:]
+    assert len(bulk) == 1000
+    for _, _, key, old, new in bulk:
+        assert key == {"id": new["id"]}
+        assert new["id"] == 1005 - old["id"]
+        assert old["label"] == f"r{old['id']}"
+        assert new["label"] == f"r{old['id']}>{new['id']}"
+
+
+def test_truncate_is_one_event(db: Database, app: psycopg.Connection) -> None:
+    app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
+    app.execute("TRUNCATE account")
+    assert data_events(db)[-1] == ("TRUNCATE", "public.account", None, None, None)
+
+
+def test_rolled_back_changes_leave_no_events(db: Database, app: psycopg.Connection) -> None:
+    with pytest.raises(ZeroDivisionError):
+        with app.transaction():
+            app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
+            raise ZeroDivisionError
+    with app.transaction():
+        app.execute("INSERT INTO account VALUES (2, 'b', 's', 2)")
+        with pytest.raises(ZeroDivisionError):
+            with app.transaction():  # a savepoint
+                app.execute("UPDATE account SET n = 20")
+                app.execute("DELETE FROM account")
+                raise ZeroDivisionError
+    assert [e[2] for e in data_events(db)] == [{"id": 2}]
+
+
+def test_a_change_and_its_event_commit_together(
+    db: Database, app: psycopg.Connection, roles: dict[str, str]
+) -> None:
+    with db.connect() as watcher:
+        with app.transaction():
+            app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
+            assert watcher.execute("SELECT count(*) FROM audit.event WHERE action = 'INSERT'").fetchone() == (0,)
+        assert watcher.execute("SELECT count(*) FROM audit.event WHERE action = 'INSERT'").fetchone() == (1,)
+    # A change that fails at commit (deferred constraint) takes its event with it.
+    app.execute("CREATE TABLE public.unique_later (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)")
+    app.execute("SELECT audit.enable_tracking('public.unique_later')")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with app.transaction():
+            app.execute("INSERT INTO unique_later VALUES (1), (1)")
+    assert [e[1] for e in data_events(db)] == ["public.account"]
+
+
+def test_enabling_twice_is_harmless(db: Database, app: psycopg.Connection) -> None:
+    def triggers() -> list[tuple[Any, ...]]:
+        return app.execute("SELECT oid, tgname, tgenabled, tgargs FROM pg_trigger "
+                           "WHERE tgrelid = 'account'::regclass ORDER BY tgname").fetchall()
+    before = triggers()
+    app.execute("SELECT audit.enable_tracking('public.account', exclude_columns => '{secret}')")
+    assert triggers() == before and len(before) == 4
+    assert [e["detail"] for e in events(db, "TRACKING_ENABLED")] == [{"exclude_columns": ["secret"]}]
+    app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
+    assert len(data_events(db)) == 1
+
+
+def test_disable_then_enable_captures_again(db: Database, app: psycopg.Connection) -> None:
+    app.execute("SELECT audit.disable_tracking('public.account')")
+    app.execute("SELECT audit.disable_tracking('public.account')")  # twice: one event
+    app.execute("INSERT INTO account VALUES (1, 'unseen', 's', 1)")
+    app.execute("SELECT audit.enable_tracking('public.account', exclude_columns => '{secret, n}')")
+    app.execute("INSERT INTO account VALUES (2, 'seen', 's', 2)")
+    assert [(e["action"], e["new_values"]) for e in events(db)] == [
+        ("TRACKING_ENABLED", None),
+        ("TRACKING_DISABLED", None),
+        ("TRACKING_ENABLED", None),
+        ("INSERT", {"id": 2, "name": "seen"}),
+    ]
+    assert events(db, "TRACKING_ENABLED")[-1]["detail"] == {"exclude_columns": ["n", "secret"]}
+
+
+@pytest.mark.parametrize(
+    ("ddl", "exclude", "sqlstate", "message"),
+    [
+        ("CREATE TABLE public.t (a int, b text)", "{}", "42P16",
+         "pg-audit: public.t has no primary key"),
+        ("CREATE TABLE public.t (a int PRIMARY KEY, b text)", "{a}", "22023",
+         "pg-audit: primary key column a of public.t cannot be excluded"),
+        ("CREATE TABLE public.t (a int PRIMARY KEY, b text)", "{b,nope}", "42703",
+         "pg-audit: public.t has no column nope"),
+        ("CREATE VIEW public.t AS SELECT 1 AS a", "{}", "42809", "pg-audit: public.t is not a table"),
+    ],
+)
+def test_enable_tracking_refuses_what_it_cannot_capture(
+    db: Database, roles: dict[str, str], ddl: str, exclude: str, sqlstate: str, message: str
+) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute(ddl)
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT audit.enable_tracking('public.t', exclude_columns => %s)", [exclude])
+        assert caught.value.sqlstate == sqlstate
+        assert caught.value.diag.message_primary == message
+    assert events(db) == []
+
+
+def test_only_the_table_owner_may_enable_tracking(db: Database, roles: dict[str, str]) -> None:
+    with db.connect() as conn:
+        conn.execute("CREATE TABLE public.t (a int PRIMARY KEY)")
+        conn.execute(f"GRANT ALL ON public.t TO {roles['app']}")
+    with db.connect(roles["app"]) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner of table t"):
+            conn.execute("SELECT audit.enable_tracking('public.t')")
+    assert events(db) == []
+
+
+def test_changes_made_in_psql_are_captured(
+    db: Database, app: psycopg.Connection, pg_server: Any, roles: dict[str, str]
+) -> None:
+    script = (
+        "INSERT INTO account VALUES (1, 'a', 's', 1);\n"
+        "UPDATE account SET name = 'b';\n"
+        "DELETE FROM account;\n"
+    )
+    subprocess.run(
+        [pg_server.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+        input=script, text=True, check=True, capture_output=True,
+        env=pg_server.libpq_env(db.name, roles["app"]),
+    )
+    rows = [(e["action"], e["db_role"], e["application_name"]) for e in events(db)[1:]]
+    assert rows == [(a, roles["app"], "psql") for a in ("INSERT", "UPDATE", "DELETE")]
+
+
+def test_multi_row_statements_of_every_kind(db: Database, app: psycopg.Connection) -> None:
+    app.execute("INSERT INTO account SELECT g, 'n' || g, 's', g FROM generate_series(1, 500) g")
+    app.execute("UPDATE account a SET n = a.n * 2 FROM generate_series(1, 500, 2) g WHERE a.id = g")
+    app.execute("INSERT INTO account VALUES (1, 'x', 's', 1), (999, 'y', 's', 9) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name")
+    app.execute("MERGE INTO account a USING (VALUES (2), (1000)) v(id) ON a.id = v.id "
+                "WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (v.id, 'm', 's', 0)")
+    app.execute("WITH gone AS (DELETE FROM account WHERE id > 490 AND id <= 500 RETURNING id) "
+                "UPDATE account SET name = 'cte' WHERE id = 3")
+    counts: dict[str, int] = {}
+    for action, *_ in data_events(db):
+        counts[action] = counts.get(action, 0) + 1
+    assert counts == {"INSERT": 500 + 1 + 1, "UPDATE": 250 + 1 + 1, "DELETE": 1 + 10}
+    upsert = [e for e in data_events(db) if e[0] == "UPDATE" and e[2] == {"id": 1}][-1]
+    assert upsert[3:] == ({"name": "n1"}, {"name": "x"})
+
+
+def test_partitioned_table_changes_through_the_parent_are_captured(
+    db: Database, roles: dict[str, str]
+) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.sale (id int, region text, amount int, "
+                     "PRIMARY KEY (id, region)) PARTITION BY LIST (region)")
+        conn.execute("CREATE TABLE public.sale_eu PARTITION OF sale FOR VALUES IN ('eu')")
+        conn.execute("CREATE TABLE public.sale_us PARTITION OF sale FOR VALUES IN ('us')")
+        conn.execute("SELECT audit.enable_tracking('public.sale')")
+        conn.execute("INSERT INTO sale VALUES (1, 'eu', 10), (2, 'us', 20), (3, 'eu', 30)")
+        # Row movement between partitions is an UPDATE of the parent, paired.
+        conn.execute("UPDATE sale SET region = 'us', amount = amount + 1 WHERE id IN (1, 3)")
+        conn.execute("DELETE FROM sale WHERE id = 2")
+    updates = [e for e in data_events(db) if e[0] == "UPDATE"]
+    assert sorted(updates, key=lambda e: e[2]["id"]) == [
+        ("UPDATE", "public.sale", {"id": 1, "region": "us"},
+         {"region": "eu", "amount": 10}, {"region": "us", "amount": 11}),
+        ("UPDATE", "public.sale", {"id": 3, "region": "us"},
+         {"region": "eu", "amount": 30}, {"region": "us", "amount": 31}),
+    ]
+    assert [e[0] for e in data_events(db)].count("INSERT") == 3
+    assert data_events(db)[-1][:3] == ("DELETE", "public.sale", {"id": 2, "region": "us"})
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: statement-level capture triggers on a "
+                   "partitioned table do not fire for statements that name a partition")
+def test_partitioned_table_changes_through_a_partition_are_captured(
+    db: Database, roles: dict[str, str]
+) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.sale (id int, region text, PRIMARY KEY (id, region)) "
+                     "PARTITION BY LIST (region)")
+        conn.execute("CREATE TABLE public.sale_eu PARTITION OF sale FOR VALUES IN ('eu')")
+        conn.execute("SELECT audit.enable_tracking('public.sale')")
+        conn.execute("INSERT INTO sale_eu VALUES (1, 'eu')")
+    assert [e[0] for e in data_events(db)] == ["INSERT"]
+
+
+def test_row_history_follows_a_row_through_its_key_change(
+    db: Database, app: psycopg.Connection, roles: dict[str, str]
+) -> None:
+    app.execute("INSERT INTO account VALUES (1, 'a', 's', 1), (2, 'b', 's', 2)")
+    app.execute("UPDATE account SET name = 'a2' WHERE id = 1")
+    app.execute("UPDATE account SET id = 5 WHERE id = 1")
+    app.execute("UPDATE account SET name = 'a3' WHERE id = 5")
+    app.execute("DELETE FROM account WHERE id = 5")
+    with db.connect(roles["reader"]) as reader:
+        old_key = reader.execute(
+            "SELECT action, row_key FROM audit.row_history(target => 'public.account', "
+            "row_key => '{\"id\": 1}')"
+        ).fetchall()
+        new_key = reader.execute(
+            "SELECT action, row_key FROM audit.row_history(target => 'public.account', "
+            "row_key => '{\"id\": 5}')"
+        ).fetchall()
+    # Under its old key: its life up to and including the key change.
+    assert old_key == [("INSERT", {"id": 1}), ("UPDATE", {"id": 1}), ("UPDATE", {"id": 5})]
+    # Under its new key: from the key change on (earlier events carry the old key).
+    assert new_key == [("UPDATE", {"id": 5}), ("UPDATE", {"id": 5}), ("DELETE", {"id": 5})]
