@@ -356,7 +356,9 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return "-"
         absent = format_html('<span class="audit-absent">{}</span>', "\u2014")
         rows = format_html_join(
-            "\n", '<tr><th scope="row">{}</th><td class="audit-old">{}</td><td class="audit-new">{}</td></tr>',
+            "\n",
+            '<tr><th scope="row">{}</th><td class="audit-old">{}</td>'
+            '<td class="audit-new">{}</td></tr>',
             (
                 (c.column,
                  _json_cell(c.old) if c.has_old else absent,
@@ -366,7 +368,8 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
         return format_html(
             '<table class="audit-changes"><thead><tr><th scope="col">column</th>'
-            '<th scope="col">old</th><th scope="col">new</th></tr></thead><tbody>{}</tbody></table>',
+            '<th scope="col">old</th><th scope="col">new</th></tr></thead>'
+            '<tbody>{}</tbody></table>',
             rows,
         )
 
@@ -391,7 +394,9 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
         return [export, *super().get_urls()]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         return self._unless_unreadable(request) or super().changelist_view(request, extra_context)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",

@@ -20,7 +20,9 @@ class ReadOnlyAuditLog(PgAuditError):
 
 
 def _refuse(what: str) -> NoReturn:
-    raise ReadOnlyAuditLog(f"pg-audit: {what} is not allowed: audit.event is append-only and read-only in Django")
+    raise ReadOnlyAuditLog(
+        f"pg-audit: {what} is not allowed: audit.event is append-only and read-only in Django"
+    )
 
 
 class TransactionIdField(models.Field):  # type: ignore[type-arg]
@@ -73,7 +75,7 @@ AuditEventManager = models.Manager.from_queryset(AuditEventQuerySet)
 
 
 class AuditEvent(models.Model):
-    """One row of ``audit.event``: a data change, a login, an admin action or an application event."""
+    """One row of ``audit.event``: a data change, login, admin action or application event."""
 
     # The table's primary key is (id, occurred_at), as partitioning requires;
     # id alone comes from one sequence and is unique.

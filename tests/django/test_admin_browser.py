@@ -24,11 +24,11 @@ if not os.path.exists(CHROMIUM):
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 
 
 @pytest.fixture
@@ -51,14 +51,15 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 def tracked_change() -> Iterator[dict[str, str]]:
-    """A tracked table whose one row bob inserts and alice renames, committed for the live server."""
+    """A tracked table whose one row bob inserts and alice renames, committed for live_server."""
     tag = uuid.uuid4().hex[:10]
     table = f"browser_widget_{tag}"
     with connection.cursor() as c:
         c.execute(f"CREATE TABLE public.{table} (id int PRIMARY KEY, name text, price int)")
         c.execute("SELECT audit.enable_tracking(target => %s::regclass)", [f"public.{table}"])
     for actor_id, name, ip, step, statement in (
-        ("8", "bob", "192.168.5.9", "insert", f"INSERT INTO public.{table} VALUES (1, 'Blue mug', 10)"),
+        ("8", "bob", "192.168.5.9", "insert",
+         f"INSERT INTO public.{table} VALUES (1, 'Blue mug', 10)"),
         ("7", "alice", "10.1.2.3", "update",
          f"UPDATE public.{table} SET name = 'Red mug', price = 12 WHERE id = 1"),
     ):
@@ -112,7 +113,8 @@ def test_superuser_filters_the_list_and_reads_a_change(
     rows[0].find_element(By.CSS_SELECTOR, "th a").click()
     changes = browser.find_element(By.CSS_SELECTOR, "table.audit-changes")
     cells = {
-        row.find_element(By.TAG_NAME, "th").text: [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        row.find_element(By.TAG_NAME, "th").text:
+            [td.text for td in row.find_elements(By.TAG_NAME, "td")]
         for row in changes.find_elements(By.CSS_SELECTOR, "tbody tr")
     }
     assert cells == {"name": ['"Blue mug"', '"Red mug"'], "price": ["10", "12"]}
