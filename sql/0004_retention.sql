@@ -338,10 +338,11 @@ GRANT EXECUTE ON FUNCTION audit.expired_partitions() TO audit_reader;
 -- Moving them is the one place rows leave a protected table, so it is narrow:
 -- in one transaction, holding ACCESS EXCLUSIVE on the log (inserts wait, nobody
 -- sees a middle state), detach the default partition (PostgreSQL drops its
--- cloned row trigger), create the month's partition, copy the rows unchanged
--- (same id, times, txid: their seals still verify), delete exactly as many from
--- the detached default, reattach it and re-protect it. A count mismatch aborts
--- everything. No path deletes from an attached partition.
+-- cloned row trigger), copy the month's rows unchanged (same id, times, txid:
+-- their seals still verify) into a new table, delete exactly as many from the
+-- detached default, attach the new table as the month's partition, reattach the
+-- default and re-protect both. A count mismatch aborts everything. No path
+-- deletes from an attached partition.
 CREATE FUNCTION audit.maintain(months_ahead integer DEFAULT 3)
 RETURNS TABLE (operation text, partition text, row_count bigint)
 LANGUAGE plpgsql
@@ -366,17 +367,21 @@ BEGIN
         FOR month_start IN SELECT DISTINCT date_trunc('month', d.occurred_at)::date FROM audit.event_default d
                            ORDER BY 1 LOOP
             part_name := format('event_%s', to_char(month_start, 'YYYY_MM'));
-            EXECUTE format('CREATE TABLE audit.%I PARTITION OF audit.event FOR VALUES FROM (%L) TO (%L)',
+            -- Filled while standalone, then attached: rows copied into a published
+            -- partition would reach logical replicas a second time.
+            EXECUTE format('CREATE TABLE audit.%I (LIKE audit.event INCLUDING DEFAULTS)', part_name);
+            EXECUTE format('INSERT INTO audit.%I SELECT d.* FROM audit.event_default d '
+                           'WHERE d.occurred_at >= %L AND d.occurred_at < %L',
                            part_name, month_start, month_start + interval '1 month');
-            EXECUTE format('COMMENT ON TABLE audit.%I IS %L', part_name,
-                           format('pg-audit: audit events of %s', to_char(month_start, 'YYYY-MM')));
-            PERFORM audit.protect_table(format('audit.%I', part_name)::regclass);
-            INSERT INTO audit.event SELECT d.* FROM audit.event_default d
-             WHERE d.occurred_at >= month_start AND d.occurred_at < month_start + interval '1 month';
             GET DIAGNOSTICS moved = ROW_COUNT;
             DELETE FROM audit.event_default d
              WHERE d.occurred_at >= month_start AND d.occurred_at < month_start + interval '1 month';
             GET DIAGNOSTICS removed = ROW_COUNT;
+            EXECUTE format('ALTER TABLE audit.event ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
+                           part_name, month_start, month_start + interval '1 month');
+            EXECUTE format('COMMENT ON TABLE audit.%I IS %L', part_name,
+                           format('pg-audit: audit events of %s', to_char(month_start, 'YYYY-MM')));
+            PERFORM audit.protect_table(format('audit.%I', part_name)::regclass);
             IF moved <> removed THEN
                 RAISE EXCEPTION 'pg-audit: moving strays of % copied % rows but removed %', part_name, moved, removed;
             END IF;
