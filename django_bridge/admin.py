@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import json
 import logging
+from urllib.parse import urlencode
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -321,8 +322,9 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if event.actor_id is None:
             return event.actor_name or "-"
         return format_html(
-            '<a href="?actor={}" title="All events of actor id {}">{}</a>',
-            event.actor_id, event.actor_id, event.actor_name or event.actor_id,
+            '<a href="?{}" title="All events of actor id {}">{}</a>',
+            urlencode({"actor": event.actor_id}), event.actor_id,
+            event.actor_name or event.actor_id,
         )
 
     @admin.display(description="row")
@@ -411,6 +413,9 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         refused = self._unless_unreadable(request)
         if refused:
             return refused
+        # The export is every page of the list, whichever page it was started from.
+        request.GET = request.GET.copy()
+        request.GET.pop("p", None)
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
