@@ -12,9 +12,9 @@ import datetime
 import ipaddress
 import json
 import logging
-from urllib.parse import urlencode
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
