@@ -40,6 +40,7 @@ from .installer import install
 
 DB_NAME = "shop"
 APP_ROLE = "shop_app"
+READER_ROLE = "shop_auditor"
 ADMIN_USER = "alice"
 SPOOFED_IP = "203.0.113.66"
 DBA_SQL = "UPDATE shop_product SET stock = stock + 40 WHERE sku = 'TEE-01'"
@@ -74,10 +75,14 @@ def command(args: argparse.Namespace) -> int:
     return run(serve=args.serve, port=args.port)
 
 
-def run(serve: bool = False, port: int = 0, say: Say = print) -> int:
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def run(serve: bool = False, port: int = 0, say: Say = _say) -> int:
     """Run the demo; returns the exit status (0, 130 after an early Ctrl-C)."""
     site_dir = example_dir()
-    previous = _terminate_on_sigterm()
+    previous = _interrupt_on_signals()
     try:
         with tempfile.TemporaryDirectory(prefix="pg-audit-demo-") as scratch, \
                 temporary_server(port=5432) as server:
@@ -87,8 +92,8 @@ def run(serve: bool = False, port: int = 0, say: Say = print) -> int:
         say("\ninterrupted; everything is stopped")
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 
@@ -103,15 +108,21 @@ def example_dir() -> Path:
     )
 
 
-def _terminate_on_sigterm() -> Any:
-    # SIGTERM should clean up like Ctrl-C does: through the finally blocks.
+def _interrupt_on_signals() -> dict[int, Any]:
+    """Ctrl-C and SIGTERM both clean up through the finally blocks.
+
+    SIGINT is set too, since a shell starts background jobs with it ignored.
+    """
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    previous: dict[int, Any] = {}
     try:
-        return signal.signal(signal.SIGTERM, interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, interrupt)
     except ValueError:  # not the main thread: leave signals alone
-        return None
+        pass
+    return previous
 
 
 def _free_port() -> int:
@@ -134,8 +145,8 @@ def _demo(server: Server, site_dir: Path, scratch: Path, serve: bool, port: int,
 
     password = secrets.token_urlsafe(12)
     _prepare_database(server, password)
-    say(f"  audit schema installed; the shop connects as {APP_ROLE}: "
-        "no superuser, member of audit_writer")
+    say(f"  audit schema installed; the shop connects as {APP_ROLE} (no superuser, "
+        f"member of audit_writer), its audit viewer as {READER_ROLE} (audit_reader)")
 
     env = _site_env(server, password, port)
     _manage(site_dir, env, "migrate", "--noinput")
@@ -164,13 +175,15 @@ def _prepare_database(server: Server, password: str) -> None:
     ident = sql.Identifier
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(ident(DB_NAME)))
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
-            .format(ident(APP_ROLE), sql.Literal(password))
-        )
+        for role in (APP_ROLE, READER_ROLE):
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
+                .format(ident(role), sql.Literal(password))
+            )
     with psycopg.connect(server.dsn(DB_NAME), autocommit=True) as conn:
         install(conn)
         conn.execute(sql.SQL("GRANT audit_writer TO {}").format(ident(APP_ROLE)))
+        conn.execute(sql.SQL("GRANT audit_reader TO {}").format(ident(READER_ROLE)))
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(ident(APP_ROLE)))
 
 
@@ -185,6 +198,8 @@ def _site_env(server: Server, password: str, port: int) -> dict[str, str]:
         "DB_NAME": DB_NAME,
         "DB_USER": APP_ROLE,
         "DB_PASSWORD": password,
+        "DB_READER_USER": READER_ROLE,
+        "DB_READER_PASSWORD": password,
         # The demo's client is not a proxy: its X-Forwarded-For must be ignored.
         "PG_AUDIT_TRUSTED_PROXIES": "",
         "SHOP_ADMIN_USER": ADMIN_USER,
@@ -442,13 +457,14 @@ COLUMNS = (("time", 8), ("action", 16), ("actor", 20), ("ip", 20), ("table", 20)
 
 
 def _print_trail(server: Server, say: Say) -> None:
-    with psycopg.connect(server.dsn(DB_NAME), autocommit=True) as conn:
+    with psycopg.connect(server.dsn(DB_NAME, READER_ROLE), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT occurred_at, action, outcome, actor_name, db_role, application_name, ip, "
             "table_name, row_key, old_values, new_values, detail "
             "FROM audit.event ORDER BY id"
         ).fetchall()
-    say(f"The audit trail: audit.event, {len(rows)} events (times in UTC)")
+    say(f"The audit trail: {len(rows)} events in audit.event, read as {READER_ROLE} "
+        "(times in UTC)")
     for line in trail_table([_trail_cells(row) for row in rows], _terminal_width()):
         say(line)
 
@@ -514,7 +530,7 @@ def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say
     say("Look at it yourself" + ("" if serve else
                                   " (start the demo with --serve to keep it running)"))
     conninfo = (f"host={server.socket_dir} port={server.port} dbname={DB_NAME} "
-                f"user={server.superuser}")
+                f"user={READER_ROLE}")
     psql = f'{server.tool("psql")} "{conninfo}"'
     say(f"  psql:   {psql}")
     say("          then: SELECT * FROM audit.event ORDER BY id;")

@@ -23,6 +23,7 @@ import pytest
 
 from pg_audit_schema.demo import (
     APP_ROLE,
+    READER_ROLE,
     SPOOFED_IP,
     example_dir,
     form_fields,
@@ -242,7 +243,9 @@ def test_compose_env_is_what_the_example_settings_read(compose: dict) -> None:  
     assert {"DB_HOST", "DB_NAME", "DB_USER", "DB_PASSWORD"} <= set(env)
     db_env = compose["services"]["db"]["environment"]
     assert env["DB_PASSWORD"] == db_env["SHOP_DB_PASSWORD"]
+    assert env["DB_READER_PASSWORD"] == db_env["SHOP_DB_READER_PASSWORD"]
     assert env["DB_HOST"] == "db" and env["DB_USER"] == APP_ROLE
+    assert env["DB_READER_USER"] == READER_ROLE
     assert env["PG_AUDIT_TRUSTED_PROXIES"] == ""
 
 
@@ -274,5 +277,11 @@ def test_compose_init_script_and_site_env_work_on_a_real_server(
                 "WHERE t.tablename = 'shop_product'"
             ).fetchone()  # type: ignore[misc]
             assert (owner, superuser, writer) == (APP_ROLE, False, True)
+            reader = conn.execute(
+                "SELECT rolsuper, pg_has_role(rolname, 'audit_reader', 'MEMBER'), "
+                "pg_has_role(rolname, 'audit_writer', 'MEMBER') FROM pg_roles WHERE rolname = %s",
+                [READER_ROLE],
+            ).fetchone()
+            assert reader == (False, True, False)
             assert conn.execute("SELECT count(*) FROM audit.event WHERE table_name = "
                                 "'public.shop_product' AND action = 'INSERT'").fetchone()[0] == 3  # type: ignore[index]

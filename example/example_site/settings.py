@@ -60,19 +60,31 @@ TEMPLATES = [
     },
 ]
 
+_DB = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": os.environ.get("DB_NAME", "shop"),
+    # A directory is a Unix socket (the embedded server of `pg-audit demo`).
+    "HOST": os.environ.get("DB_HOST", "localhost"),
+    "PORT": os.environ.get("DB_PORT", "5432"),
+}
 DATABASES = {
+    # The shop's login: member of audit_writer, so it adds events but cannot
+    # read, change or remove them.
     "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": os.environ.get("DB_NAME", "shop"),
+        **_DB,
         "USER": os.environ.get("DB_USER", "shop_app"),
         "PASSWORD": os.environ.get("DB_PASSWORD", ""),
-        # A directory is a Unix socket (the embedded server of `pg-audit demo`).
-        "HOST": os.environ.get("DB_HOST", "localhost"),
-        "PORT": os.environ.get("DB_PORT", "5432"),
         # One transaction per request: the audit context is transaction-local.
         "ATOMIC_REQUESTS": True,
-    }
+    },
+    # The admin's audit viewer reads through a login that holds audit_reader only.
+    "audit": {
+        **_DB,
+        "USER": os.environ.get("DB_READER_USER", "shop_auditor"),
+        "PASSWORD": os.environ.get("DB_READER_PASSWORD", ""),
+    },
 }
+DATABASE_ROUTERS = ["example_site.routers.AuditReaderRouter"]
 
 # Client addresses: only these proxies may speak for the client through
 # X-Forwarded-For. Empty: the header is ignored and the socket peer is recorded.
