@@ -122,6 +122,12 @@ DECLARE
     hashes bytea;
     prev bytea;
 BEGIN
+    -- A subscriber's seals come from its publisher, whose transaction ids these
+    -- are; sealing here would fork the chain and break replication.
+    IF EXISTS (SELECT FROM pg_subscription_rel WHERE srrelid = 'audit.seal'::regclass) THEN
+        RAISE EXCEPTION 'pg-audit: audit.seal is replicated into this database; seal on the publisher'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     -- Only seals wait for each other; writers never take this lock.
     PERFORM pg_advisory_xact_lock(hashtext('pg_audit.seal'));
     SELECT * INTO last FROM audit.seal s ORDER BY s.batch DESC LIMIT 1;

@@ -112,6 +112,12 @@ def test_replica_is_append_only_even_for_its_superuser(pair):
             replica.execute("DELETE FROM audit.event")
 
 
+def test_the_replica_refuses_to_seal_on_its_own(pair):
+    _, replica = pair
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="seal on the publisher"):
+        replica.execute("SELECT audit.seal()")
+
+
 def test_tampering_on_the_replica_is_found_by_verify_there(pair):
     primary, replica = pair
     primary.execute("SELECT audit.log_event('LATER')")

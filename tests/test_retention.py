@@ -217,3 +217,15 @@ def test_a_rewritten_unretired_archive_fails_against_the_row_seals(log, tmp_path
     check = verify_archive(done.data, conn)
     event_id = json.loads(lines[2])["id"]
     assert check.problems == [f"event {event_id} differs from its seal"]
+
+
+def test_a_granted_operator_login_runs_retention_inside_the_ddl_guard(db, log, roles, tmp_path):
+    conn, parts = log
+    operator = roles["reader"]  # not an audit_owner member; gets exactly the three functions
+    for fn in ("audit.seal()", "audit.retire_partition(regclass, text)"):
+        conn.execute(f'GRANT EXECUTE ON FUNCTION {fn} TO "{operator}"')
+    with db.connect(operator) as ops:
+        done = archive(ops, tmp_path)
+    assert [(a.partition, a.retired) for a in done] == [(parts["old"], True)]
+    assert parts["old"] not in _partitions(conn)
+    assert conn.execute("SELECT retired_by FROM audit.retired").fetchone()[0] == operator
