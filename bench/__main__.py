@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if args.smoke
                 else sql_level.SqlConfig(
-                    seconds=2, reps=3, bulk_rows=100_000, bulk_reps=5, bytes_rows=5000
+                    seconds=2, reps=3, bulk_rows=100_000, bulk_reps=5, bytes_rows=3000
                 )
             )
             if args.seconds is not None:

@@ -242,6 +242,19 @@ def render(data: dict[str, Any], previous: str | None = None) -> str:
                     for r in sq["context"]
                 ],
             ),
+            "### Backend CPU per single-row statement\n",
+            "A steadier view on a shared machine: the CPU time the server process itself spends per "
+            "statement (from /proc, synchronous_commit off, extended protocol through psycopg), "
+            "plain vs tracked, interleaved. Ratio = plain CPU / tracked CPU, the share of throughput "
+            "kept when CPU is the limit.\n",
+            _table(
+                ["operation", "statements", "ratio", "CPU us plain", "CPU us tracked"],
+                [
+                    [r["operation"], r["statements"], _r(r["ratio"]), _n(r["cpu_us_plain"], 1),
+                     _n(r["cpu_us_tracked"], 1)]
+                    for r in sq.get("backend_cpu", [])
+                ],
+            ),
             "### Bytes per event\n",
             "`row` is `pg_column_size` of the stored event (tuple header included), `jsonb` the "
             "row_key + old/new values part of it; `heap` and `index` are the growth of all partitions "

@@ -7,6 +7,7 @@ first, in every repetition; ratios are tracked/plain of the same repetition.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
@@ -372,6 +373,57 @@ def run_bulk(target: Target, cfg: SqlConfig) -> list[dict[str, Any]]:
     ]
 
 
+def _backend_cpu(pid: int) -> float | None:
+    """User+system CPU seconds of a local backend, or None when /proc does not show it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_cpu(target: Target, cfg: SqlConfig, stock: DeleteStock) -> list[dict[str, Any]]:
+    """Backend CPU time per single-row statement, plain vs tracked.
+
+    Throughput on a shared machine moves with everyone else's load; the CPU time
+    the backend itself spends per statement moves much less, so it is a second,
+    steadier view of the same cost (local servers only).
+    """
+    n = cfg.bytes_rows
+    stmts = {
+        "insert": "INSERT INTO {t} VALUES (nextval('{t}_ins_seq'), 7, 'new item', now())",
+        "update": "UPDATE {t} SET qty = qty + 1 WHERE id = %s",
+        "delete": "DELETE FROM {t} WHERE id = (SELECT nextval('{t}_del_seq'))",
+    }
+    raw: dict[str, list[tuple[float, float]]] = {op: [] for op in stmts}
+    with target.connect(DB, APP_ROLE) as conn:
+        conn.execute("SET synchronous_commit = off")
+        pid = conn.info.backend_pid
+        if _backend_cpu(pid) is None:
+            return []
+        for rep in range(cfg.reps):
+            stock.top_up(target, n + 100)
+            for i, op in enumerate(stmts):
+                order = TABLES if (rep + i) % 2 == 0 else TABLES[::-1]
+                got: dict[str, float] = {}
+                for t in order:
+                    q = stmts[op].format(t=t)
+                    for k in range(20):  # plans settle
+                        conn.execute(q, [k + 1] if "%s" in q else None)
+                    before = _backend_cpu(pid) or 0.0
+                    for k in range(n):
+                        conn.execute(q, [k % UPDATE_ROWS + 1] if "%s" in q else None)
+                    got[t] = ((_backend_cpu(pid) or 0.0) - before) / n * 1e6
+                raw[op].append((got["item_plain"], got["item_tracked"]))
+    return [{
+        "operation": op, "statements": n,
+        # CPU ratio plain/tracked: the throughput share kept when CPU is the limit
+        "ratio": ratio_summary([(t, p) for p, t in pairs]),
+        "cpu_us_plain": summarize([p for p, _ in pairs]),
+        "cpu_us_tracked": summarize([t for _, t in pairs]),
+    } for op, pairs in raw.items()]
+
+
 _SIZES = """
 SELECT coalesce(sum(pg_relation_size(relid)), 0),
        coalesce(sum(pg_indexes_size(relid)), 0)
@@ -444,7 +496,10 @@ def run(target: Target, cfg: SqlConfig) -> dict[str, Any]:
         context = run_context(target, cfg, workdir)
     bulk = run_bulk(target, cfg)
     sizes = run_bytes(target, cfg, stock)
+    log("sql backend CPU per statement")
+    cpu = run_cpu(target, cfg, stock)
     return {
+        "backend_cpu": cpu,
         "single_row": single,
         "context": context,
         "bulk": bulk,

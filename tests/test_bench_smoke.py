@@ -74,6 +74,8 @@ def test_smoke_runs_every_level_and_the_report_renders(smoke_results) -> None:  
         assert row["events"] == row["statements"], row
         assert row["row_bytes"] > 0
 
+    assert [r["operation"] for r in data["sql"]["backend_cpu"]] == ["insert", "update", "delete"]
+
     dj = data["django"]
     assert dj["failed"] == {}
     ours = {r["workload"]: r for r in dj["results"] if r["library"] == "django_bridge"}
