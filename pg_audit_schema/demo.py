@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import decimal
+import functools
 import http.cookiejar
 import json
 import os
@@ -33,6 +35,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_loads
 
 from .embedded import Server, temporary_server
 from .errors import PgAuditError
@@ -458,6 +461,8 @@ COLUMNS = (("time", 8), ("action", 16), ("actor", 20), ("ip", 20), ("table", 20)
 
 def _print_trail(server: Server, say: Say) -> None:
     with psycopg.connect(server.dsn(DB_NAME, READER_ROLE), autocommit=True) as conn:
+        # Decimal keeps numeric values as stored: 12.50, not 12.5.
+        set_json_loads(functools.partial(json.loads, parse_float=decimal.Decimal), conn)
         rows = conn.execute(
             "SELECT occurred_at, action, outcome, actor_name, db_role, application_name, ip, "
             "table_name, row_key, old_values, new_values, detail "
@@ -502,13 +507,16 @@ def _trail_cells(row: Sequence[Any]) -> list[str]:
     short_table = (table or "").removeprefix("public.")
     key_text = ",".join(str(v) for v in key.values()) if isinstance(key, dict) else ""
     return [when, action, who, str(ip or ""), short_table, key_text,
-            summarise(old, new, detail)]
+            summarise(old, new, detail, key)]
 
 
-def summarise(old: Any, new: Any, detail: Any) -> str:
-    """old->new per changed column; the values of an insert or delete; else the detail."""
+def summarise(old: Any, new: Any, detail: Any, key: Any = None) -> str:
+    """old->new per changed column; an insert's or delete's values but the key; else the detail."""
     old = old if isinstance(old, dict) else {}
     new = new if isinstance(new, dict) else {}
+    if not (old and new) and isinstance(key, dict):
+        old = {c: v for c, v in old.items() if c not in key}
+        new = {c: v for c, v in new.items() if c not in key}
     if old and new:
         columns = [*new, *(c for c in old if c not in new)]
         return ", ".join(f"{c} {_value(old.get(c))}->{_value(new.get(c))}" for c in columns)
@@ -516,11 +524,13 @@ def summarise(old: Any, new: Any, detail: Any) -> str:
     if values:
         return " ".join(f"{c}={_value(v)}" for c, v in values.items())
     if isinstance(detail, dict) and detail:
-        return " ".join(f"{k}={_value(v)}" for k, v in detail.items())
+        return " ".join(f"{k}={_value(v)}" for k, v in detail.items() if v not in ([], {}, None))
     return ""
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
     if isinstance(value, str):
         return value if value and " " not in value else json.dumps(value)
     return json.dumps(value)
