@@ -25,6 +25,7 @@ from pg_audit_schema.demo import (
     APP_ROLE,
     READER_ROLE,
     SPOOFED_IP,
+    Browser,
     example_dir,
     form_fields,
     summarise,
@@ -169,6 +170,14 @@ def test_serve_keeps_site_and_database_up_until_ctrl_c(
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 5
+    # The admin's audit viewer, as the superuser the demo printed, reads the same trail.
+    alice = Browser(url)
+    alice.get("/admin/login/")
+    where, _ = alice.post("/admin/login/", {"username": "alice", "password": password[1],
+                                            "next": "/admin/"})
+    assert where == url + "/admin/"
+    _, page = alice.get("/admin/django_bridge/auditevent/")
+    assert "public.shop_product" in page and "UPDATE" in page
     time.sleep(0.5)
     demo.send_signal(signal.SIGINT)
     rest, _ = demo.communicate(timeout=60)
