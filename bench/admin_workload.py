@@ -113,7 +113,8 @@ def main() -> None:
         "table = public.shop_order": "?table=public.shop_order",
         "IP in 198.51.100.0/24": "?ip=198.51.100.0/24",
         "search request id": "?q=req-123456",
-        "action + 7 days + table": f"?action=UPDATE&occurred_from={today - datetime.timedelta(days=7)}"
+        "action + 7 days + table": "?action=UPDATE"
+        f"&occurred_from={today - datetime.timedelta(days=7)}"
                                    "&table=public.shop_order",
         "page 50": "?p=50",
     }

@@ -232,7 +232,8 @@ def who_and_where(library: str) -> str | None:
         "LEFT JOIN pghistory_context c ON c.id = e.pgh_context_id ORDER BY e.pgh_id DESC LIMIT 1",
         "auditlog": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || remote_addr) "
         "FROM auditlog_logentry ORDER BY id DESC LIMIT 1",
-        "auditrum": "SELECT c.metadata::text FROM auditlog a LEFT JOIN audit_context c ON c.id = a.context_id "
+        "auditrum": "SELECT c.metadata::text FROM auditlog a "
+        "LEFT JOIN audit_context c ON c.id = a.context_id "
         "ORDER BY a.changed_at DESC LIMIT 1",
     }
     if library not in queries:

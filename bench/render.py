@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - report prose and table cells read better unbroken
 """docs/benchmarks.md from a results file; the hand-written reading between the
 ``reading`` markers of an existing page is kept."""
 

@@ -94,7 +94,8 @@ VIEWS = [
     ),
     (
         "core: one actor's events, last 7 days",
-        "SELECT count(*) FROM audit.event WHERE actor_id = '42' AND occurred_at >= now() - interval '7 days'",
+        "SELECT count(*) FROM audit.event WHERE actor_id = '42' "
+        "AND occurred_at >= now() - interval '7 days'",
         [],
     ),
     (
@@ -119,7 +120,8 @@ VIEWS = [
     ),
     (
         "audit.privilege_changes: count, last 30 days",
-        "SELECT count(*) FROM audit.privilege_changes WHERE occurred_at >= now() - interval '30 days'",
+        "SELECT count(*) FROM audit.privilege_changes "
+        "WHERE occurred_at >= now() - interval '30 days'",
         ["audit.privilege_changes"],
     ),
     (

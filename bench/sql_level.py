@@ -137,7 +137,8 @@ class DeleteStock:
                     start, stop = self.filled[t] + 1, max(self.filled[t], used) + 2 * need
                     conn.execute(
                         sql.SQL(
-                            "INSERT INTO {} SELECT g, 1, 'doomed', now() FROM generate_series(%s, %s) g "
+                            "INSERT INTO {} SELECT g, 1, 'doomed', now() "
+                            "FROM generate_series(%s, %s) g "
                             "ON CONFLICT DO NOTHING"
                         ).format(sql.Identifier(t)),
                         [start, stop],
@@ -436,7 +437,8 @@ def run_bytes(target: Target, cfg: SqlConfig, stock: DeleteStock) -> list[dict[s
     n = cfg.bytes_rows
     statements = {
         "INSERT": (
-            "INSERT INTO item_tracked VALUES (nextval('item_tracked_ins_seq'), 7, 'new item', now())",
+            "INSERT INTO item_tracked "
+            "VALUES (nextval('item_tracked_ins_seq'), 7, 'new item', now())",
             False,
         ),
         "UPDATE": ("UPDATE item_tracked SET qty = qty + 1 WHERE id = %s", False),
@@ -456,8 +458,9 @@ def run_bytes(target: Target, cfg: SqlConfig, stock: DeleteStock) -> list[dict[s
                 with conn.transaction():
                     if with_context:
                         conn.execute(
-                            "SELECT audit.set_context(actor_id => '4242', actor_name => 'alice.example', "
-                            "ip => '203.0.113.7', user_agent => 'Mozilla/5.0 (X11; Linux x86_64) bench', "
+                            "SELECT audit.set_context(actor_id => '4242', "
+                            "actor_name => 'alice.example', ip => '203.0.113.7', "
+                            "user_agent => 'Mozilla/5.0 (X11; Linux x86_64) bench', "
                             "request_id => %s)",
                             [f"req-{k}"],
                         )
@@ -465,7 +468,8 @@ def run_bytes(target: Target, cfg: SqlConfig, stock: DeleteStock) -> list[dict[s
             heap1, idx1 = su.execute(_SIZES).fetchone()  # type: ignore[misc]
             row = su.execute(
                 "SELECT count(*), avg(pg_column_size(e.*)), "
-                "avg(coalesce(pg_column_size(e.old_values), 0) + coalesce(pg_column_size(e.new_values), 0) "
+                "avg(coalesce(pg_column_size(e.old_values), 0) "
+                "    + coalesce(pg_column_size(e.new_values), 0) "
                 "    + pg_column_size(e.row_key)) "
                 "FROM audit.event e WHERE id > %s AND table_name = 'public.item_tracked'",
                 [first],
