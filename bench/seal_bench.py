@@ -1,4 +1,4 @@
-"""Insert throughput with sealing alongside, against no sealing and a per-insert advisory-lock chain.
+"""Insert throughput: sealing alongside vs none vs a per-insert advisory-lock chain.
 
     .venv/bin/python -m bench.seal_bench [--seconds 10] [--reps 4] [--sync on]
 
@@ -69,8 +69,10 @@ def setup(target: Target) -> None:
 def set_lock_chain(target: Target, on: bool) -> None:
     with target.connect(DB) as conn:
         if on:
-            conn.execute("CREATE TRIGGER bench_chain BEFORE INSERT ON audit.event "
-                         "FOR EACH ROW EXECUTE FUNCTION bench_chain_link()")
+            conn.execute(
+                "CREATE TRIGGER bench_chain BEFORE INSERT ON audit.event "
+                "FOR EACH ROW EXECUTE FUNCTION bench_chain_link()"
+            )
             conn.execute("ALTER TABLE audit.event ENABLE ALWAYS TRIGGER bench_chain")
         else:
             conn.execute("DROP TRIGGER IF EXISTS bench_chain ON audit.event")
@@ -81,9 +83,23 @@ def pgbench(target: Target, seconds: int, sync: str, workdir: Path) -> float:
     script.write_text(SCRIPT)
     script.chmod(0o644)
     done = subprocess.run(
-        [target.tool("pgbench"), "-n", "-M", "prepared", "-c", "2", "-j", "2", "-T", str(seconds),
-         "-f", str(script), DB],
-        capture_output=True, text=True,
+        [
+            target.tool("pgbench"),
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            "2",
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            DB,
+        ],
+        capture_output=True,
+        text=True,
         env=target.libpq_env(DB, APP_ROLE, f"-c synchronous_commit={sync}"),
     )
     match = _TPS.search(done.stdout)
@@ -112,7 +128,9 @@ class Sealer(threading.Thread):
                 self.stop.wait(max(0.0, 1.0 - (time.perf_counter() - start)))
 
 
-def run_variant(target: Target, variant: str, seconds: int, sync: str, workdir: Path) -> dict[str, Any]:
+def run_variant(
+    target: Target, variant: str, seconds: int, sync: str, workdir: Path
+) -> dict[str, Any]:
     if variant == "lock_chain":
         set_lock_chain(target, True)
     sealer = Sealer(target) if variant == "sealing" else None
@@ -134,8 +152,11 @@ def run_variant(target: Target, variant: str, seconds: int, sync: str, workdir: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="bench.seal_bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench.seal_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--reps", type=int, default=4)
     p.add_argument("--sync", default="on", help="synchronous_commit of the writers")
@@ -145,28 +166,38 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
     variants = ["plain", "sealing", "lock_chain"]
-    with bench_server(args.dsn, args.bindir, args.port) as target, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        bench_server(args.dsn, args.bindir, args.port) as target,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         setup(target)
         workdir = Path(tmp)
         Path(tmp).chmod(0o755)
         pgbench(target, 2, args.sync, workdir)  # warm-up
         reps = []
         for rep in range(args.reps):
-            order = variants[rep % 3:] + variants[:rep % 3]
+            order = variants[rep % 3 :] + variants[: rep % 3]
             got = {v: run_variant(target, v, args.seconds, args.sync, workdir) for v in order}
             reps.append(got)
             log(f"rep {rep + 1}: " + ", ".join(f"{v} {got[v]['tps']:.0f} tps" for v in variants))
         with target.connect(DB) as conn:
             verified = conn.execute("SELECT ok, batches, events FROM audit.verify()").fetchone()
     summary = {
-        "seconds": args.seconds, "reps": args.reps, "writers": 2, "synchronous_commit": args.sync,
+        "seconds": args.seconds,
+        "reps": args.reps,
+        "writers": 2,
+        "synchronous_commit": args.sync,
         "tps": {v: summarize([r[v]["tps"] for r in reps]) for v in variants},
-        "ratio_sealing_vs_plain": summarize([r["sealing"]["tps"] / r["plain"]["tps"] for r in reps]),
-        "ratio_lock_chain_vs_plain": summarize([r["lock_chain"]["tps"] / r["plain"]["tps"] for r in reps]),
+        "ratio_sealing_vs_plain": summarize(
+            [r["sealing"]["tps"] / r["plain"]["tps"] for r in reps]
+        ),
+        "ratio_lock_chain_vs_plain": summarize(
+            [r["lock_chain"]["tps"] / r["plain"]["tps"] for r in reps]
+        ),
         "seal_ms_median": summarize([r["sealing"]["seal_ms_median"] for r in reps]),
         "verify_after_run": {"ok": verified[0], "batches": verified[1], "events": verified[2]}
-        if verified else None,
+        if verified
+        else None,
         "repetitions": reps,
     }
     text = json.dumps(summary, indent=1)

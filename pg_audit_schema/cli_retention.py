@@ -20,17 +20,27 @@ from .seal import newest_seal, seal, terminal_progress, verify
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("maintain", help="create monthly partitions ahead and move strays")
-    p.add_argument("--months-ahead", type=int, default=3, help="partitions to keep ready (default 3)")
+    p.add_argument(
+        "--months-ahead", type=int, default=3, help="partitions to keep ready (default 3)"
+    )
     p.set_defaults(func=_maintain)
 
-    p = subparsers.add_parser("seal", help="seal finished events into the hash chain, print the newest hash")
+    p = subparsers.add_parser(
+        "seal", help="seal finished events into the hash chain, print the newest hash"
+    )
     p.add_argument("--no-seal", action="store_true", help="only print the newest seal hash")
-    p.add_argument("--hash-file", type=Path, help="also write 'BATCH HASH' to this file (keep it off-host)")
+    p.add_argument(
+        "--hash-file", type=Path, help="also write 'BATCH HASH' to this file (keep it off-host)"
+    )
     p.set_defaults(func=_seal)
 
-    p = subparsers.add_parser("verify", help="recompute the seal chain and report the first difference")
+    p = subparsers.add_parser(
+        "verify", help="recompute the seal chain and report the first difference"
+    )
     p.add_argument("--expect", metavar="HASH", help="a seal hash kept outside the database")
-    p.add_argument("--expect-file", type=Path, metavar="FILE", help="a file written by seal --hash-file")
+    p.add_argument(
+        "--expect-file", type=Path, metavar="FILE", help="a file written by seal --hash-file"
+    )
     p.set_defaults(func=_verify)
 
     p = subparsers.add_parser("archive", help="archive and drop expired partitions (retention)")
@@ -38,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--no-retire", action="store_true", help="export and check only; drop nothing")
     p.set_defaults(func=_archive)
     sub = p.add_subparsers(dest="archive_command", required=False)
-    v = sub.add_parser("verify", help="re-check an archive file against its manifest (and seal, with a DSN)")
+    v = sub.add_parser(
+        "verify", help="re-check an archive file against its manifest (and seal, with a DSN)"
+    )
     v.add_argument("file", type=Path, help="NAME.jsonl.gz or NAME.manifest.json")
     v.add_argument("--offline", action="store_true", help="do not compare with the database's seal")
     v.set_defaults(func=_archive_verify)
@@ -63,8 +75,13 @@ def _maintain(args: argparse.Namespace) -> int:
     def body(args: argparse.Namespace) -> int:
         with _connect(args) as conn:
             for operation, partition, count in retention.maintain(conn, args.months_ahead):
-                print(f"{operation} {partition} ({count} events)" if count else f"{operation} {partition}")
+                print(
+                    f"{operation} {partition} ({count} events)"
+                    if count
+                    else f"{operation} {partition}"
+                )
         return 0
+
     return _run(body, args)
 
 
@@ -82,6 +99,7 @@ def _seal(args: argparse.Namespace) -> int:
         if args.hash_file:
             args.hash_file.write_text(f"{head.batch} {head.hash}\n", encoding="utf-8")
         return 0
+
     return _run(body, args)
 
 
@@ -94,6 +112,7 @@ def _verify(args: argparse.Namespace) -> int:
             result = verify(conn, expect=expect, progress=terminal_progress)
         print(result.describe())
         return 0 if result.ok else 1
+
     return _run(body, args)
 
 
@@ -103,10 +122,14 @@ def _archive(args: argparse.Namespace) -> int:
             done = retention.archive(conn, args.dir, retire=not args.no_retire)
         for a in done:
             state = "retired" if a.retired else "exported"
-            print(f"{state} {a.partition}: {a.row_count} events -> {a.data} (manifest sha256 {a.manifest_sha256})")
+            print(
+                f"{state} {a.partition}: {a.row_count} events -> {a.data} "
+                f"(manifest sha256 {a.manifest_sha256})"
+            )
         if not done:
             print("no partition has expired", file=sys.stderr)
         return 0
+
     return _run(body, args)
 
 
@@ -119,13 +142,16 @@ def _archive_verify(args: argparse.Namespace) -> int:
                 check = retention.verify_archive(args.file, conn)
         print(check.describe())
         return 0 if check.ok else 1
+
     return _run(body, args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry for tests and until the top-level cli wires register() in."""
     parser = argparse.ArgumentParser(prog="pg-audit")
-    parser.add_argument("--dsn", default=None, help="libpq connection string (default: PG* variables)")
+    parser.add_argument(
+        "--dsn", default=None, help="libpq connection string (default: PG* variables)"
+    )
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args))

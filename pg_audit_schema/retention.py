@@ -49,8 +49,10 @@ class ArchiveCheck:
 
     def describe(self) -> str:
         if self.ok:
-            return (f"ok: {self.data.name}: {self.manifest.get('row_count')} events of "
-                    f"{self.manifest.get('partition')}, manifest sha256 {self.manifest_sha256}")
+            return (
+                f"ok: {self.data.name}: {self.manifest.get('row_count')} events of "
+                f"{self.manifest.get('partition')}, manifest sha256 {self.manifest_sha256}"
+            )
         return f"BAD: {self.data.name}: " + "; ".join(self.problems)
 
 
@@ -96,13 +98,16 @@ def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archiv
         with conn.transaction():
             if conn.autocommit:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = conn.execute("SELECT audit.archive_manifest(%s::regclass)::text", [partition]).fetchone()
+            row = conn.execute(
+                "SELECT audit.archive_manifest(%s::regclass)::text", [partition]
+            ).fetchone()
             assert row is not None
             manifest_text: str = row[0]
             manifest = json.loads(manifest_text)
-            with gzip.open(tmp, "wt", encoding="utf-8", newline="\n") as out, conn.cursor(
-                name="pg_audit_archive"
-            ) as cur:
+            with (
+                gzip.open(tmp, "wt", encoding="utf-8", newline="\n") as out,
+                conn.cursor(name="pg_audit_archive") as cur,
+            ):
                 cur.itersize = 5000
                 cur.execute(
                     "SELECT audit.event_canonical(e) FROM audit.event e "
@@ -123,9 +128,17 @@ def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archiv
     _fsync(directory)
     check = verify_archive(data)
     if not check.ok:
-        raise PgAuditError(f"the archive of {partition} does not match its manifest: {check.problems[0]}")
-    return Archive(partition, data, manifest_path, check.manifest_sha256, int(manifest["row_count"]),
-                   retired=False)
+        raise PgAuditError(
+            f"the archive of {partition} does not match its manifest: {check.problems[0]}"
+        )
+    return Archive(
+        partition,
+        data,
+        manifest_path,
+        check.manifest_sha256,
+        int(manifest["row_count"]),
+        retired=False,
+    )
 
 
 def archive(conn: psycopg.Connection, directory: Path, *, retire: bool = True) -> list[Archive]:
@@ -144,12 +157,20 @@ def archive(conn: psycopg.Connection, directory: Path, *, retire: bool = True) -
         if retire:
             try:
                 with conn.transaction():
-                    conn.execute("SELECT audit.retire_partition(%s::regclass, %s)",
-                                 [partition, result.manifest_sha256])
+                    conn.execute(
+                        "SELECT audit.retire_partition(%s::regclass, %s)",
+                        [partition, result.manifest_sha256],
+                    )
             except psycopg.Error as exc:
                 raise _fail(f"retiring {partition} failed (its archive is kept)", exc) from exc
-            result = Archive(result.partition, result.data, result.manifest, result.manifest_sha256,
-                             result.row_count, retired=True)
+            result = Archive(
+                result.partition,
+                result.data,
+                result.manifest,
+                result.manifest_sha256,
+                result.row_count,
+                retired=True,
+            )
         done.append(result)
     return done
 
@@ -213,7 +234,9 @@ def verify_archive(path: Path, conn: psycopg.Connection | None = None) -> Archiv
         check.problems.append(f"{count} events, the manifest says {manifest.get('row_count')}")
     if (first_id, last_id) != (manifest.get("first_id"), manifest.get("last_id")):
         check.problems.append(
-            f"ids {first_id}..{last_id}, the manifest says {manifest.get('first_id')}..{manifest.get('last_id')}")
+            f"ids {first_id}..{last_id}, the manifest says "
+            f"{manifest.get('first_id')}..{manifest.get('last_id')}"
+        )
     if content.hexdigest() != manifest.get("content_sha256"):
         check.problems.append("content hash differs from the manifest: an event was changed")
     if conn is not None and not check.problems:
@@ -221,26 +244,38 @@ def verify_archive(path: Path, conn: psycopg.Connection | None = None) -> Archiv
     return check
 
 
-def _against_seal(conn: psycopg.Connection, manifest: dict[str, object], manifest_sha256: str,
-                  row_hashes: dict[int, bytes]) -> list[str]:
+def _against_seal(
+    conn: psycopg.Connection,
+    manifest: dict[str, object],
+    manifest_sha256: str,
+    row_hashes: dict[int, bytes],
+) -> list[str]:
     problems: list[str] = []
-    recorded = conn.execute("SELECT manifest_sha256 FROM audit.retired WHERE partition = %s",
-                            [manifest.get("partition")]).fetchone()
+    recorded = conn.execute(
+        "SELECT manifest_sha256 FROM audit.retired WHERE partition = %s",
+        [manifest.get("partition")],
+    ).fetchone()
     if recorded and recorded[0] != manifest_sha256:
         problems.append("the manifest is not the one recorded when the partition was retired")
     batch = manifest.get("seal_batch")
     if batch is None:
         return problems
-    row = conn.execute("SELECT encode(hash, 'hex') FROM audit.seal WHERE batch = %s", [batch]).fetchone()
+    row = conn.execute(
+        "SELECT encode(hash, 'hex') FROM audit.seal WHERE batch = %s", [batch]
+    ).fetchone()
     if not row or row[0] != manifest.get("seal_hash"):
-        problems.append(f"seal batch {batch} in the database does not have the manifest's seal hash")
+        problems.append(
+            f"seal batch {batch} in the database does not have the manifest's seal hash"
+        )
         return problems
-    sealed = dict(conn.execute(
-        "SELECT u.id, substring(s.row_hashes FROM ((u.o - 1) * 32 + 1)::int FOR 32) "
-        "FROM audit.seal s, unnest(s.event_ids) WITH ORDINALITY AS u(id, o) "
-        "WHERE s.batch <= %s AND u.id BETWEEN %s AND %s",
-        [batch, manifest.get("first_id"), manifest.get("last_id")],
-    ).fetchall())
+    sealed = dict(
+        conn.execute(
+            "SELECT u.id, substring(s.row_hashes FROM ((u.o - 1) * 32 + 1)::int FOR 32) "
+            "FROM audit.seal s, unnest(s.event_ids) WITH ORDINALITY AS u(id, o) "
+            "WHERE s.batch <= %s AND u.id BETWEEN %s AND %s",
+            [batch, manifest.get("first_id"), manifest.get("last_id")],
+        ).fetchall()
+    )
     for event_id, digest in row_hashes.items():
         if sealed.get(event_id) != digest:
             problems.append(f"event {event_id} differs from its seal")

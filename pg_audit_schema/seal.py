@@ -29,7 +29,9 @@ class VerifyResult:
     def describe(self) -> str:
         if self.ok:
             head = self.newest_hash or "none (nothing sealed yet)"
-            return f"ok: {self.batches} batches, {self.events} events intact; newest seal hash {head}"
+            return (
+                f"ok: {self.batches} batches, {self.events} events intact; newest seal hash {head}"
+            )
         where = f"batch {self.batch}" if self.batch is not None else "seal chain"
         if self.event_id is not None:
             where += f", event {self.event_id}"
@@ -53,7 +55,9 @@ def seal(conn: psycopg.Connection) -> int | None:
 
 
 def newest_seal(conn: psycopg.Connection) -> NewestSeal | None:
-    row = conn.execute("SELECT batch, hash FROM audit.newest_seal() WHERE batch IS NOT NULL").fetchone()
+    row = conn.execute(
+        "SELECT batch, hash FROM audit.newest_seal() WHERE batch IS NOT NULL"
+    ).fetchone()
     return NewestSeal(row[0], row[1]) if row else None
 
 
@@ -73,7 +77,8 @@ def verify(
         if conn.autocommit:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         newest = conn.execute(
-            "SELECT max(batch), encode((array_agg(hash ORDER BY batch DESC))[1], 'hex') FROM audit.seal"
+            "SELECT max(batch), encode((array_agg(hash ORDER BY batch DESC))[1], 'hex') "
+            "FROM audit.seal"
         ).fetchone()
         total, newest_hash = (newest[0] or 0, newest[1]) if newest else (0, None)
         events = 0
@@ -82,9 +87,12 @@ def verify(
                 "SELECT batch, event_id, problem FROM audit.verify_batch(%s) LIMIT 1", [number]
             ).fetchone()
             if problem:
-                return VerifyResult(False, number - 1, events, problem[0], problem[1], problem[2],
-                                    newest_hash)
-            row = conn.execute("SELECT event_count FROM audit.seal WHERE batch = %s", [number]).fetchone()
+                return VerifyResult(
+                    False, number - 1, events, problem[0], problem[1], problem[2], newest_hash
+                )
+            row = conn.execute(
+                "SELECT event_count FROM audit.seal WHERE batch = %s", [number]
+            ).fetchone()
             events += row[0] if row else 0
             if progress:
                 progress(number, total)
@@ -94,9 +102,16 @@ def verify(
                 [expect.strip().lower()],
             ).fetchone()
             if not found:
-                return VerifyResult(False, total, events, None, None,
-                                    "the expected seal hash is not in the seal chain: "
-                                    "the chain was rewritten or cut back", newest_hash)
+                return VerifyResult(
+                    False,
+                    total,
+                    events,
+                    None,
+                    None,
+                    "the expected seal hash is not in the seal chain: "
+                    "the chain was rewritten or cut back",
+                    newest_hash,
+                )
     return VerifyResult(True, total, events, newest_hash=newest_hash)
 
 

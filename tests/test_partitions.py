@@ -9,13 +9,19 @@ from pg_audit_schema.cli_retention import main as cli
 from pg_audit_schema.retention import maintain
 from pg_audit_schema.seal import seal, verify
 
-MONTHS = ["2019-02-28 23:59:59.999999+00", "2024-03-05 12:00:00+00", "2024-03-31 10:00:00+00",
-          "2035-07-01 00:00:00+00"]
+MONTHS = [
+    "2019-02-28 23:59:59.999999+00",
+    "2024-03-05 12:00:00+00",
+    "2024-03-31 10:00:00+00",
+    "2035-07-01 00:00:00+00",
+]
 
 
 def _insert_at(conn: psycopg.Connection, when: str, action: str = "STRAY") -> int:
-    return conn.execute("INSERT INTO audit.event (action, occurred_at, detail) VALUES (%s, %s, %s) "
-                        "RETURNING id", [action, when, '{"when": "%s"}' % when]).fetchone()[0]
+    return conn.execute(
+        "INSERT INTO audit.event (action, occurred_at, detail) VALUES (%s, %s, %s) RETURNING id",
+        [action, when, f'{{"when": "{when}"}}'],
+    ).fetchone()[0]
 
 
 def _canonical(conn: psycopg.Connection) -> dict[int, str]:
@@ -23,8 +29,9 @@ def _canonical(conn: psycopg.Connection) -> dict[int, str]:
 
 
 def _partition_of(conn: psycopg.Connection, event_id: int) -> str:
-    return conn.execute("SELECT tableoid::regclass::text FROM audit.event WHERE id = %s",
-                        [event_id]).fetchone()[0]
+    return conn.execute(
+        "SELECT tableoid::regclass::text FROM audit.event WHERE id = %s", [event_id]
+    ).fetchone()[0]
 
 
 def test_inserts_in_any_month_succeed_and_land_in_the_default(db):
@@ -44,13 +51,22 @@ def test_maintain_moves_strays_unchanged_into_their_months(db):
         done = maintain(conn)
         assert ("moved_strays", "audit.event_2024_03", 2) in done
         assert {p for op, p, _ in done if op == "moved_strays"} == {
-            "audit.event_2019_02", "audit.event_2024_03", "audit.event_2035_07"}
+            "audit.event_2019_02",
+            "audit.event_2024_03",
+            "audit.event_2035_07",
+        }
         assert conn.execute("SELECT count(*) FROM audit.event_default").fetchone()[0] == 0
         assert [_partition_of(conn, i) for i in ids] == [
-            "audit.event_2019_02", "audit.event_2024_03", "audit.event_2024_03", "audit.event_2035_07"]
+            "audit.event_2019_02",
+            "audit.event_2024_03",
+            "audit.event_2024_03",
+            "audit.event_2035_07",
+        ]
         after = _canonical(conn)
         assert {k: after[k] for k in before} == before  # same ids, times, txids, values
-        moved = conn.execute("SELECT detail FROM audit.event WHERE action = 'RETENTION'").fetchone()[0]
+        moved = conn.execute(
+            "SELECT detail FROM audit.event WHERE action = 'RETENTION'"
+        ).fetchone()[0]
         assert moved["operation"] == "move_strays"
         assert verify(conn).ok  # seals taken before the move still hold
 
@@ -60,7 +76,12 @@ def test_maintain_is_idempotent(db):
         _insert_at(conn, MONTHS[1])
         assert maintain(conn)
         assert maintain(conn) == []
-        assert conn.execute("SELECT count(*) FROM audit.event WHERE action = 'RETENTION'").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM audit.event WHERE action = 'RETENTION'").fetchone()[
+                0
+            ]
+            == 1
+        )
 
 
 def test_maintain_creates_partitions_ahead(db):
@@ -68,8 +89,13 @@ def test_maintain_creates_partitions_ahead(db):
         done = maintain(conn, months_ahead=6)
         created = [p for op, p, _ in done if op == "created"]
         assert len(created) == 3  # the install made this month and 3 ahead
-        assert conn.execute("SELECT count(*) FROM audit.event_partition WHERE range_from >= "
-                            "date_trunc('month', now())").fetchone()[0] == 7
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM audit.event_partition WHERE range_from >= "
+                "date_trunc('month', now())"
+            ).fetchone()[0]
+            == 7
+        )
 
 
 def test_every_partition_and_the_default_stay_append_only_after_maintenance(db, roles):
@@ -78,14 +104,20 @@ def test_every_partition_and_the_default_stay_append_only_after_maintenance(db, 
         maintain(conn)
         rows = conn.execute(
             "SELECT p.partition::text, "
-            "  (SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) FROM pg_trigger "
+            "  (SELECT string_agg(tgname || ':' || tgenabled::text, ',' ORDER BY tgname) "
+            "   FROM pg_trigger "
             "   WHERE tgrelid = p.partition AND tgname LIKE 'audit\\_%%') "
-            "FROM audit.event_partition p").fetchall()
+            "FROM audit.event_partition p"
+        ).fetchall()
         for name, triggers in rows:
             assert triggers == "audit_append_only:A,audit_no_truncate:A", name
         _insert_at(conn, MONTHS[0])  # a row trigger needs a row to refuse
-        for statement in ["DELETE FROM audit.event_default", "TRUNCATE audit.event_default",
-                          "DELETE FROM audit.event_2024_03", "UPDATE audit.event SET action = 'X'"]:
+        for statement in [
+            "DELETE FROM audit.event_default",
+            "TRUNCATE audit.event_default",
+            "DELETE FROM audit.event_2024_03",
+            "UPDATE audit.event SET action = 'X'",
+        ]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
 
@@ -96,21 +128,26 @@ def test_a_granted_maintenance_login_works_inside_the_ddl_guard(db, roles):
         conn.execute(f'GRANT EXECUTE ON FUNCTION audit.maintain(integer) TO "{roles["reader"]}"')
     with db.connect(roles["reader"]) as ops:
         assert ("moved_strays", "audit.event_2024_03", 1) in [
-            tuple(r) for r in ops.execute("SELECT * FROM audit.maintain()")]
+            tuple(r) for r in ops.execute("SELECT * FROM audit.maintain()")
+        ]
 
 
 def test_others_cannot_run_maintenance_or_remove_partitions(db, roles):
     with db.connect(roles["app"]) as app:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute("SELECT audit.maintain()")
-        for statement in ["ALTER TABLE audit.event DETACH PARTITION audit.event_default",
-                          "DROP TABLE audit.event_default"]:
+        for statement in [
+            "ALTER TABLE audit.event DETACH PARTITION audit.event_default",
+            "DROP TABLE audit.event_default",
+        ]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 app.execute(statement)
     with db.connect(roles["ownermember"]) as member:
         # Holds audit_owner's privileges, so only the DDL guard stands in the way.
-        part = member.execute("SELECT partition::text FROM audit.event_partition WHERE NOT is_default "
-                              "ORDER BY range_from DESC LIMIT 1").fetchone()[0]
+        part = member.execute(
+            "SELECT partition::text FROM audit.event_partition WHERE NOT is_default "
+            "ORDER BY range_from DESC LIMIT 1"
+        ).fetchone()[0]
         for statement in [f"ALTER TABLE audit.event DETACH PARTITION {part}", f"DROP TABLE {part}"]:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="guarded"):
                 member.execute(statement)
@@ -123,9 +160,13 @@ def test_others_cannot_run_maintenance_or_remove_partitions(db, roles):
 
 def test_time_queries_touch_only_their_partition(db):
     with db.connect() as conn:
-        plan = "\n".join(r[0] for r in conn.execute(
-            "EXPLAIN SELECT * FROM audit.event WHERE occurred_at >= date_trunc('month', now()) "
-            "AND occurred_at < date_trunc('month', now()) + interval '1 day'"))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM audit.event WHERE occurred_at >= date_trunc('month', now()) "
+                "AND occurred_at < date_trunc('month', now()) + interval '1 day'"
+            )
+        )
         assert plan.count("on event_") == 1 or "Subplans Removed" in plan, plan
 
 

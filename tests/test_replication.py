@@ -32,7 +32,10 @@ def _db(server: Server, name: str) -> psycopg.Connection:
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
-    with temporary_server(port=55441) as primary_server, temporary_server(port=55442) as replica_server:
+    with (
+        temporary_server(port=55441) as primary_server,
+        temporary_server(port=55442) as replica_server,
+    ):
         primary = _db(primary_server, "app")
         replica = _db(replica_server, "offhost")
         primary.execute("SELECT audit.log_event('BEFORE_PUBLICATION', '1', 'alice')")
@@ -40,7 +43,9 @@ def pair() -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
         primary.execute(PUBLICATION_SQL)
         replica.execute(
             "CREATE SUBSCRIPTION pg_audit_sub CONNECTION %s PUBLICATION pg_audit_pub".replace(
-                "%s", "'" + primary_server.dsn("app") + "'"))
+                "%s", "'" + primary_server.dsn("app") + "'"
+            )
+        )
         try:
             yield primary, replica
         finally:
@@ -51,18 +56,25 @@ def pair() -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
 
 def _caught_up(primary: psycopg.Connection, replica: psycopg.Connection) -> None:
     # Counted by seal and by the newest event id: the primary may have retired partitions.
-    want = primary.execute("SELECT (SELECT max(id) FROM audit.event), (SELECT count(*) FROM audit.seal)"
-                           ).fetchone()
+    want = primary.execute(
+        "SELECT (SELECT max(id) FROM audit.event), (SELECT count(*) FROM audit.seal)"
+    ).fetchone()
     for _ in range(600):
-        if replica.execute("SELECT (SELECT max(id) FROM audit.event), (SELECT count(*) FROM audit.seal)"
-                           ).fetchone() == want:
+        if (
+            replica.execute(
+                "SELECT (SELECT max(id) FROM audit.event), (SELECT count(*) FROM audit.seal)"
+            ).fetchone()
+            == want
+        ):
             return
         time.sleep(0.1)
     raise AssertionError(f"replica did not catch up: primary has {want}")
 
 
 def _snapshot(conn: psycopg.Connection) -> list[tuple[int, str]]:
-    return conn.execute("SELECT id, audit.event_canonical(e) FROM audit.event e ORDER BY id").fetchall()
+    return conn.execute(
+        "SELECT id, audit.event_canonical(e) FROM audit.event e ORDER BY id"
+    ).fetchall()
 
 
 def test_replica_receives_every_event_and_seal_and_verifies(pair):
@@ -70,7 +82,9 @@ def test_replica_receives_every_event_and_seal_and_verifies(pair):
     with primary.transaction():
         for i in range(50):
             primary.execute("SELECT audit.set_context(actor_id => %s, ip => '192.0.2.1')", [str(i)])
-            primary.execute("SELECT audit.log_event('REPLICATED', detail => %s::jsonb)", [f'{{"i": {i}}}'])
+            primary.execute(
+                "SELECT audit.log_event('REPLICATED', detail => %s::jsonb)", [f'{{"i": {i}}}']
+            )
     primary.execute("CREATE TABLE public.item (id int PRIMARY KEY, name text)")
     primary.execute("SELECT audit.enable_tracking('public.item')")
     primary.execute("INSERT INTO public.item SELECT g, 'n' || g FROM generate_series(1, 20) g")
@@ -87,14 +101,19 @@ def test_retention_on_the_primary_leaves_the_replica_whole(pair, tmp_path):
     from pg_audit_schema.retention import archive, maintain
 
     primary, replica = pair
-    primary.execute("INSERT INTO audit.event (action, occurred_at) "
-                    "VALUES ('ANCIENT', now() - interval '3 years')")
+    primary.execute(
+        "INSERT INTO audit.event (action, occurred_at) "
+        "VALUES ('ANCIENT', now() - interval '3 years')"
+    )
     maintain(primary)
     done = archive(primary, tmp_path)
     assert [a.row_count for a in done] == [1] and done[0].retired
     seal(primary)
     _caught_up(primary, replica)
-    assert replica.execute("SELECT count(*) FROM audit.event WHERE action = 'ANCIENT'").fetchone()[0] == 1
+    assert (
+        replica.execute("SELECT count(*) FROM audit.event WHERE action = 'ANCIENT'").fetchone()[0]
+        == 1
+    )
     assert replica.execute("SELECT count(*) FROM audit.retired").fetchone()[0] == 1
     assert verify(replica).ok and verify(primary).ok
 
@@ -102,8 +121,12 @@ def test_retention_on_the_primary_leaves_the_replica_whole(pair, tmp_path):
 def test_replica_is_append_only_even_for_its_superuser(pair):
     primary, replica = pair
     _caught_up(primary, replica)
-    for statement in ["DELETE FROM audit.event", "UPDATE audit.event SET actor_id = 'x'",
-                      "TRUNCATE audit.event", "DELETE FROM audit.seal"]:
+    for statement in [
+        "DELETE FROM audit.event",
+        "UPDATE audit.event SET actor_id = 'x'",
+        "TRUNCATE audit.event",
+        "DELETE FROM audit.seal",
+    ]:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             replica.execute(statement)
     with replica.transaction():
@@ -123,7 +146,9 @@ def test_tampering_on_the_replica_is_found_by_verify_there(pair):
     primary.execute("SELECT audit.log_event('LATER')")
     seal(primary)
     _caught_up(primary, replica)
-    victim = replica.execute("SELECT max(id) FROM audit.event WHERE action = 'REPLICATED'").fetchone()[0]
+    victim = replica.execute(
+        "SELECT max(id) FROM audit.event WHERE action = 'REPLICATED'"
+    ).fetchone()[0]
     parts = [r[0] for r in replica.execute("SELECT partition::text FROM audit.event_partition")]
     with replica.transaction():
         for p in parts:

@@ -16,9 +16,9 @@ from pg_audit_schema.retention import archive, export_partition, maintain, verif
 from pg_audit_schema.seal import seal, verify
 
 # Relative to the month the test runs in, so the policy (12 months) always cuts the same way.
-OLD = "date_trunc('month', now()) - interval '17 months' + interval '3 days'"    # expired
+OLD = "date_trunc('month', now()) - interval '17 months' + interval '3 days'"  # expired
 RECENT = "date_trunc('month', now()) - interval '11 months' + interval '3 days'"  # kept
-NEAR = "date_trunc('month', now()) - interval '4 months' + interval '3 days'"     # kept
+NEAR = "date_trunc('month', now()) - interval '4 months' + interval '3 days'"  # kept
 
 
 def _partition(conn: psycopg.Connection, expr: str) -> str:
@@ -29,8 +29,11 @@ def _populate(conn: psycopg.Connection) -> dict[str, str]:
     parts = {}
     for name, expr in [("old", OLD), ("recent", RECENT), ("near", NEAR)]:
         for i in range(3):
-            conn.execute(f"INSERT INTO audit.event (action, occurred_at, actor_name) "
-                         f"VALUES ('OLD_EVENT', {expr} + %s * interval '1 hour', %s)", [i, f"{name}{i}"])
+            conn.execute(
+                f"INSERT INTO audit.event (action, occurred_at, actor_name) "
+                f"VALUES ('OLD_EVENT', {expr} + %s * interval '1 hour', %s)",
+                [i, f"{name}{i}"],
+            )
         parts[name] = _partition(conn, expr)
     conn.execute("SELECT audit.log_event('TODAY', 'u1', 'alice')")
     maintain(conn)
@@ -42,8 +45,11 @@ def _partitions(conn: psycopg.Connection) -> set[str]:
 
 
 def _manifest_hash(conn: psycopg.Connection, part: str) -> str:
-    return conn.execute("SELECT encode(sha256(convert_to(audit.archive_manifest(%s::regclass)::text, "
-                        "'UTF8')), 'hex')", [part]).fetchone()[0]
+    return conn.execute(
+        "SELECT encode(sha256(convert_to(audit.archive_manifest(%s::regclass)::text, "
+        "'UTF8')), 'hex')",
+        [part],
+    ).fetchone()[0]
 
 
 @pytest.fixture
@@ -57,17 +63,27 @@ def log(db):
 def test_archive_retires_exactly_the_expired_partitions(log, tmp_path):
     conn, parts = log
     before = _partitions(conn)
-    assert [r[0] for r in conn.execute("SELECT p::text FROM audit.expired_partitions() p")] == [parts["old"]]
+    assert [r[0] for r in conn.execute("SELECT p::text FROM audit.expired_partitions() p")] == [
+        parts["old"]
+    ]
     done = archive(conn, tmp_path)
     assert [(a.partition, a.row_count, a.retired) for a in done] == [(parts["old"], 3, True)]
     assert _partitions(conn) == before - {parts["old"]}
-    assert conn.execute("SELECT count(*) FROM audit.event WHERE action = 'OLD_EVENT'").fetchone()[0] == 6
-    event = conn.execute("SELECT detail FROM audit.event WHERE action = 'RETENTION' "
-                         "AND detail->>'operation' = 'drop'").fetchone()[0]
+    assert (
+        conn.execute("SELECT count(*) FROM audit.event WHERE action = 'OLD_EVENT'").fetchone()[0]
+        == 6
+    )
+    event = conn.execute(
+        "SELECT detail FROM audit.event WHERE action = 'RETENTION' "
+        "AND detail->>'operation' = 'drop'"
+    ).fetchone()[0]
     assert event["partition"] == parts["old"]
     assert event["manifest_sha256"] == done[0].manifest_sha256
     assert event["row_count"] == 3
-    assert conn.execute("SELECT manifest_sha256 FROM audit.retired").fetchone()[0] == done[0].manifest_sha256
+    assert (
+        conn.execute("SELECT manifest_sha256 FROM audit.retired").fetchone()[0]
+        == done[0].manifest_sha256
+    )
     # The retired events are excused; everything else still verifies, including the RETENTION event.
     seal(conn)
     assert verify(conn).ok
@@ -77,8 +93,13 @@ def test_archive_retires_exactly_the_expired_partitions(log, tmp_path):
 def test_archive_holds_every_event_and_verifies(log, tmp_path):
     conn, parts = log
     seal(conn)
-    expected = [r[0] for r in conn.execute(
-        "SELECT audit.event_canonical(e) FROM audit.event e WHERE actor_name LIKE 'old%%' ORDER BY id")]
+    expected = [
+        r[0]
+        for r in conn.execute(
+            "SELECT audit.event_canonical(e) FROM audit.event e "
+            "WHERE actor_name LIKE 'old%%' ORDER BY id"
+        )
+    ]
     done = archive(conn, tmp_path)
     with gzip.open(done[0].data, "rt", encoding="utf-8") as f:
         assert f.read().splitlines() == expected
@@ -110,8 +131,10 @@ def test_retire_refuses_partitions_the_policy_keeps(log):
     seal(conn)
     for key in ("recent", "near"):
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="not expired"):
-            conn.execute("SELECT audit.retire_partition(%s::regclass, %s)",
-                         [parts[key], _manifest_hash(conn, parts[key])])
+            conn.execute(
+                "SELECT audit.retire_partition(%s::regclass, %s)",
+                [parts[key], _manifest_hash(conn, parts[key])],
+            )
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         conn.execute("SELECT audit.retire_partition('audit.event_default', 'x')")
     assert {parts["recent"], parts["near"]} <= _partitions(conn)
@@ -124,8 +147,13 @@ def test_a_failed_export_drops_nothing(log, tmp_path):
     with pytest.raises(PgAuditError):
         archive(conn, blocker)
     assert parts["old"] in _partitions(conn)
-    assert conn.execute("SELECT count(*) FROM audit.event WHERE action = 'RETENTION' "
-                        "AND detail->>'operation' = 'drop'").fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM audit.event WHERE action = 'RETENTION' "
+            "AND detail->>'operation' = 'drop'"
+        ).fetchone()[0]
+        == 0
+    )
     assert cli(["--dsn", conn.info.dsn, "archive", "--dir", str(blocker / "x")]) != 0
     assert parts["old"] in _partitions(conn)
 
@@ -146,8 +174,13 @@ def test_policy_change_widens_retention_but_keeps_three_months(log, tmp_path):
         conn.execute("SELECT audit.set_retention(keep_months => 2)")
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("UPDATE audit.retention_policy SET keep_months = 1")
-    assert conn.execute("SELECT count(*) FROM audit.event WHERE action = 'RETENTION' "
-                        "AND detail->>'operation' = 'policy'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM audit.event WHERE action = 'RETENTION' "
+            "AND detail->>'operation' = 'policy'"
+        ).fetchone()[0]
+        == 1
+    )
 
 
 def test_archive_verify_finds_a_changed_or_missing_line(log, tmp_path):
@@ -175,7 +208,8 @@ def test_a_consistently_rewritten_archive_fails_against_the_seal(log, tmp_path):
         f.write("\n".join(lines) + "\n")
     manifest = json.loads(done.manifest.read_text())
     manifest["content_sha256"] = hashlib.sha256(
-        b"".join(hashlib.sha256(x.encode()).digest() for x in lines)).hexdigest()
+        b"".join(hashlib.sha256(x.encode()).digest() for x in lines)
+    ).hexdigest()
     done.manifest.write_text(json.dumps(manifest) + "\n")
     assert verify_archive(done.data).ok  # self-consistent on its own
     check = verify_archive(done.data, conn)
@@ -190,7 +224,9 @@ def test_only_the_retention_function_removes_partitions(db, log, roles):
     for role in ("app", "reader", "stranger"):
         with db.connect(roles[role]) as other:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                other.execute("SELECT audit.retire_partition(%s::regclass, %s)", [parts["old"], good])
+                other.execute(
+                    "SELECT audit.retire_partition(%s::regclass, %s)", [parts["old"], good]
+                )
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="reserved"):
         conn.execute("SELECT audit.log_event('RETENTION')")
     assert parts["old"] in _partitions(conn)
@@ -211,7 +247,8 @@ def test_a_rewritten_unretired_archive_fails_against_the_row_seals(log, tmp_path
         f.write("\n".join(lines) + "\n")
     manifest = json.loads(done.manifest.read_text())
     manifest["content_sha256"] = hashlib.sha256(
-        b"".join(hashlib.sha256(x.encode()).digest() for x in lines)).hexdigest()
+        b"".join(hashlib.sha256(x.encode()).digest() for x in lines)
+    ).hexdigest()
     done.manifest.write_text(json.dumps(manifest) + "\n")
     assert verify_archive(done.data).ok
     check = verify_archive(done.data, conn)

@@ -1,4 +1,4 @@
-"""Seals: batches of finished transactions, chained by hash; verify finds every kind of tampering."""
+"""Seals: finished transactions in hash-chained batches; verify finds every kind of tampering."""
 
 from __future__ import annotations
 
@@ -10,22 +10,30 @@ from pg_audit_schema.seal import newest_seal, seal, verify
 
 
 def _events(conn: psycopg.Connection, n: int, prefix: str = "E") -> list[int]:
-    return [conn.execute("SELECT audit.log_event(%s, %s, %s, %s::jsonb)",
-                         [f"{prefix}_{i}", str(i), f"user|{i},\"x\"", '{"k": "a|b"}']).fetchone()[0]
-            for i in range(n)]
+    return [
+        conn.execute(
+            "SELECT audit.log_event(%s, %s, %s, %s::jsonb)",
+            [f"{prefix}_{i}", str(i), f'user|{i},"x"', '{"k": "a|b"}'],
+        ).fetchone()[0]
+        for i in range(n)
+    ]
 
 
 def _tamper(conn: psycopg.Connection, statement: str, params: list[object] | None = None) -> None:
-    """Run a change as the superuser with the append-only triggers switched off (they fire ALWAYS)."""
-    tables = ["audit.seal", *[r[0] for r in conn.execute(
-        "SELECT partition::text FROM audit.event_partition")]]
+    """Run a change as the superuser with the append-only triggers off (they fire ALWAYS)."""
+    tables = [
+        "audit.seal",
+        *[r[0] for r in conn.execute("SELECT partition::text FROM audit.event_partition")],
+    ]
     with conn.transaction():
         for t in tables:
             conn.execute(f"ALTER TABLE {t} DISABLE TRIGGER ALL")
         conn.execute(statement, params)
         for t in tables:
-            conn.execute(f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER audit_append_only, "
-                         "ENABLE ALWAYS TRIGGER audit_no_truncate")
+            conn.execute(
+                f"ALTER TABLE {t} ENABLE ALWAYS TRIGGER audit_append_only, "
+                "ENABLE ALWAYS TRIGGER audit_no_truncate"
+            )
 
 
 @pytest.fixture
@@ -70,8 +78,12 @@ def test_changed_value_is_reported_with_batch_and_event(sealed):
 def test_changed_detail_key_order_or_spacing_cannot_hide(sealed):
     conn, ids = sealed
     # Same text after a separator shift: 'user|0' + ',"x"' vs moving the separator.
-    _tamper(conn, "UPDATE audit.event SET actor_id = actor_id || 'u', actor_name = substr(actor_name, 2) "
-                  "WHERE id = %s", [ids[0]])
+    _tamper(
+        conn,
+        "UPDATE audit.event SET actor_id = actor_id || 'u', actor_name = substr(actor_name, 2) "
+        "WHERE id = %s",
+        [ids[0]],
+    )
     result = verify(conn)
     assert (result.batch, result.event_id) == (1, ids[0])
 
@@ -87,8 +99,11 @@ def test_deleted_row_is_reported(sealed):
 def test_inserted_row_in_a_sealed_range_is_reported(sealed):
     conn, ids = sealed
     txid = conn.execute("SELECT txid FROM audit.event WHERE id = %s", [ids[6]]).fetchone()[0]
-    _tamper(conn, "INSERT INTO audit.event (id, action, txid) VALUES (%s, 'FORGED', %s)",
-            [ids[6] + 100000, txid])
+    _tamper(
+        conn,
+        "INSERT INTO audit.event (id, action, txid) VALUES (%s, 'FORGED', %s)",
+        [ids[6] + 100000, txid],
+    )
     result = verify(conn)
     assert (result.batch, result.event_id) == (2, ids[6] + 100000)
     assert "inserted" in result.problem
@@ -96,7 +111,9 @@ def test_inserted_row_in_a_sealed_range_is_reported(sealed):
 
 def test_rewritten_seal_is_reported(sealed):
     conn, _ = sealed
-    _tamper(conn, "UPDATE audit.seal SET event_count = event_count WHERE batch = 2")  # a no-op passes
+    _tamper(
+        conn, "UPDATE audit.seal SET event_count = event_count WHERE batch = 2"
+    )  # a no-op passes
     assert verify(conn).ok
     _tamper(conn, "UPDATE audit.seal SET sealed_by = 'x', to_xid = to_xid WHERE batch = 2")
     assert verify(conn).ok  # sealed_by is bookkeeping, not sealed content
@@ -107,9 +124,12 @@ def test_rewritten_seal_is_reported(sealed):
 
 def test_reordered_seals_are_reported(sealed):
     conn, _ = sealed
-    _tamper(conn, "UPDATE audit.seal SET batch = -1 WHERE batch = 1; "
-                  "UPDATE audit.seal SET batch = 1 WHERE batch = 2; "
-                  "UPDATE audit.seal SET batch = 2 WHERE batch = -1")
+    _tamper(
+        conn,
+        "UPDATE audit.seal SET batch = -1 WHERE batch = 1; "
+        "UPDATE audit.seal SET batch = 1 WHERE batch = 2; "
+        "UPDATE audit.seal SET batch = 2 WHERE batch = -1",
+    )
     result = verify(conn)
     assert not result.ok and result.batch == 1
     assert result.event_id is None
@@ -155,16 +175,21 @@ def test_only_finished_transactions_are_sealed(db):
     conn = db.connect()
     open_tx = psycopg.connect(db.conninfo())
     try:
-        early = open_tx.execute("SELECT audit.log_event('EARLY')").fetchone()[0]  # xid taken, not committed
+        early = open_tx.execute("SELECT audit.log_event('EARLY')").fetchone()[
+            0
+        ]  # xid taken, not committed
         later = _events(conn, 2)  # commit after the open transaction began
         seal(conn)
-        sealed_ids = conn.execute("SELECT coalesce(array_agg(u), '{}') FROM audit.seal, unnest(event_ids) u"
-                                  ).fetchone()[0]
+        sealed_ids = conn.execute(
+            "SELECT coalesce(array_agg(u), '{}') FROM audit.seal, unnest(event_ids) u"
+        ).fetchone()[0]
         assert early not in sealed_ids
         assert not set(later) & set(sealed_ids)  # newer xids than the oldest running one wait too
         open_tx.commit()
         seal(conn)
-        sealed_ids = conn.execute("SELECT array_agg(u) FROM audit.seal, unnest(event_ids) u").fetchone()[0]
+        sealed_ids = conn.execute(
+            "SELECT array_agg(u) FROM audit.seal, unnest(event_ids) u"
+        ).fetchone()[0]
         assert {early, *later} <= set(sealed_ids)
         assert verify(conn).ok
     finally:
