@@ -65,6 +65,7 @@ COMMENT ON COLUMN audit.event.old_values IS 'columns before the change; for UPDA
 COMMENT ON COLUMN audit.event.new_values IS 'columns after the change; for UPDATE only those that changed; excluded columns never appear';
 COMMENT ON COLUMN audit.event.detail IS 'free-form extra data (admin change message, attempted user name, ip_raw, ...)';
 COMMENT ON COLUMN audit.event.txid IS 'the database transaction that recorded the event';
+COMMENT ON INDEX audit.event_pkey IS 'pg-audit: primary key (id, occurred_at); occurred_at because it is the partition key';
 
 CREATE TABLE audit.event_default PARTITION OF audit.event DEFAULT;
 COMMENT ON TABLE audit.event_default IS
@@ -120,6 +121,10 @@ BEGIN
     END IF;
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_append_only, '
                    'ENABLE ALWAYS TRIGGER audit_no_truncate', target);
+    EXECUTE format('COMMENT ON TRIGGER audit_append_only ON %s IS %L', target,
+                   'pg-audit: refuses UPDATE and DELETE (append-only, ENABLE ALWAYS)');
+    EXECUTE format('COMMENT ON TRIGGER audit_no_truncate ON %s IS %L', target,
+                   'pg-audit: refuses TRUNCATE (append-only, ENABLE ALWAYS)');
 END
 $$;
 COMMENT ON FUNCTION audit.protect_table(regclass) IS

@@ -17,8 +17,11 @@ BEGIN
     END LOOP;
     -- A non-superuser installer (a managed service's database owner with
     -- CREATEROLE) must be able to hand objects over to audit_owner.
+    -- USAGE, not MEMBER: on PostgreSQL 16+ the CREATEROLE installer that just
+    -- created audit_owner is a member WITH ADMIN but neither INHERIT nor SET, and
+    -- could not then hand objects over; a plain GRANT adds INHERIT and SET.
     IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-       AND NOT pg_catalog.pg_has_role(current_user, 'audit_owner', 'MEMBER') THEN
+       AND NOT pg_catalog.pg_has_role(current_user, 'audit_owner', 'USAGE') THEN
         EXECUTE pg_catalog.format('GRANT audit_owner TO %I', current_user);
     END IF;
 END
@@ -35,5 +38,6 @@ CREATE TABLE IF NOT EXISTS audit.schema_version (
 ALTER TABLE audit.schema_version OWNER TO audit_owner;
 COMMENT ON SCHEMA audit IS 'pg-audit: append-only audit trail enforced by PostgreSQL (see docs/)';
 COMMENT ON TABLE audit.schema_version IS 'pg-audit: schema steps applied to this database (sql/NNNN_*.sql), one row each';
+COMMENT ON INDEX audit.schema_version_pkey IS 'pg-audit: one row per applied step';
 GRANT USAGE ON SCHEMA audit TO audit_writer, audit_reader;
 GRANT SELECT ON audit.schema_version TO audit_writer, audit_reader;
