@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -63,7 +64,7 @@ def _connect(args: argparse.Namespace) -> psycopg.Connection:
         raise PgAuditError(f"cannot connect: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def _run(body, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _run(body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return int(body(args))
     except PgAuditError as exc:

@@ -260,8 +260,11 @@ BEGIN
                 WHEN x.id IS NULL THEN format('event %s was inserted after sealing', c.id)
                 ELSE format('event %s was changed', c.id) END
     FROM sealed x FULL JOIN current c ON c.id = x.id AND c.t = x.t
+    -- A missing event is excused only inside a retired range whose partition is
+    -- really gone: a forged audit.retired row cannot hide a deletion from a live one.
     WHERE (c.id IS NULL AND NOT EXISTS (SELECT FROM audit.retired r
-                                        WHERE x.t >= r.range_from AND x.t < r.range_to))
+                                        WHERE x.t >= r.range_from AND x.t < r.range_to
+                                          AND to_regclass(r.partition) IS NULL))
        OR x.id IS NULL
        OR c.h <> x.h
     ORDER BY coalesce(c.id, x.id);

@@ -259,3 +259,15 @@ def test_cli_seal_verify_and_expect(db, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "TAMPERED at batch 1, event" in out and "changed" in out
     conn.close()
+
+
+def test_a_forged_retirement_record_does_not_excuse_a_deletion(sealed):
+    conn, ids = sealed
+    conn.execute(
+        "INSERT INTO audit.retired (partition, range_from, range_to, row_count, content_sha256, "
+        "manifest_sha256) SELECT partition::text, range_from, range_to, 0, '', '' "
+        "FROM audit.event_partition WHERE range_from <= now() AND range_to > now()"
+    )
+    _tamper(conn, "DELETE FROM audit.event WHERE id = %s", [ids[2]])
+    result = verify(conn)
+    assert (result.batch, result.event_id) == (1, ids[2])
