@@ -113,8 +113,10 @@ def ensure_role(target: Target, role: str, grants: list[str]) -> None:
             )
 
 
-def summarize(values: list[float]) -> dict[str, float | int]:
-    """Median and spread (min, max) of repeated measurements."""
+def summarize(values: list[float]) -> dict[str, float | int] | None:
+    """Median and spread (min, max) of repeated measurements; None when there are none."""
+    if not values:
+        return None
     ordered = sorted(values)
     return {
         "median": statistics.median(ordered),
@@ -124,7 +126,7 @@ def summarize(values: list[float]) -> dict[str, float | int]:
     }
 
 
-def ratio_summary(pairs: list[tuple[float, float]]) -> dict[str, float | int]:
+def ratio_summary(pairs: list[tuple[float, float]]) -> dict[str, float | int] | None:
     """Per-repetition ratios variant/baseline, each from measurements taken side by side."""
     return summarize([v / b for b, v in pairs if b > 0])
 

@@ -89,7 +89,7 @@ def targets(data: dict[str, Any]) -> list[list[str]]:
         req = next(
             (r for r in res if r["workload"] == "request" and r["library"] == "django_bridge"), None
         )
-        if req and "ratio" in req:
+        if req and req.get("ratio"):
             cost = (req["ratio"]["median"] - 1) * 100
             rows.append(
                 [
