@@ -1,0 +1,1 @@
+"""pg-audit's Django bridge: install by migration, request context, auth and admin events."""

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DjangoBridgeConfig(AppConfig):
+    name = "django_bridge"
+    label = "django_bridge"
+    verbose_name = "Audit trail"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, handlers  # noqa: F401  (registers checks and receivers)
+
+        handlers.connect()
