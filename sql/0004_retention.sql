@@ -83,6 +83,7 @@ CREATE TABLE audit.seal (
 );
 COMMENT ON TABLE audit.seal IS
     'pg-audit: hash-chained batches of sealed events (audit.seal); append-only; audit.verify() recomputes them';
+COMMENT ON INDEX audit.seal_pkey IS 'pg-audit: one row per batch number';
 SELECT audit.protect_table('audit.seal');
 GRANT SELECT ON audit.seal TO audit_reader;
 
@@ -185,6 +186,7 @@ CREATE TABLE audit.retention_policy (
 );
 COMMENT ON TABLE audit.retention_policy IS
     'pg-audit: how many months of events stay in audit.event (at least 3: PCI DSS 10.5.1); change it with audit.set_retention()';
+COMMENT ON INDEX audit.retention_policy_pkey IS 'pg-audit: the policy is a single row';
 INSERT INTO audit.retention_policy DEFAULT VALUES;
 GRANT SELECT ON audit.retention_policy TO audit_reader;
 
@@ -202,6 +204,7 @@ CREATE TABLE audit.retired (
 );
 COMMENT ON TABLE audit.retired IS
     'pg-audit: partitions that left through audit.retire_partition(), with their archive manifest hash; append-only';
+COMMENT ON INDEX audit.retired_pkey IS 'pg-audit: a partition is retired once';
 SELECT audit.protect_table('audit.retired');
 GRANT SELECT ON audit.retired TO audit_reader;
 
