@@ -360,6 +360,9 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- The transition tables carry the tracked table's columns, which may be named
+-- like our variables (excluded, tbl, ...): the variables win.
+#variable_conflict use_variable
 DECLARE
     excluded text[] := TG_ARGV[0]::text[];
     tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
@@ -417,7 +420,10 @@ GRANT EXECUTE ON FUNCTION audit.capture() TO audit_writer;
 CREATE VIEW audit.tracked_table AS
 SELECT t.tgrelid::regclass AS table_oid,
        audit.table_name(t.tgrelid) AS table_name,
-       pg_catalog.split_part(pg_catalog.encode(t.tgargs, 'escape'), '\000', 1)::text[] AS excluded_columns,
+       -- The first NUL-terminated argument, decoded as text: encode(..., 'escape')
+       -- doubles backslashes and broke on column names that have one.
+       pg_catalog.convert_from(pg_catalog.substr(t.tgargs, 1, pg_catalog.position(t.tgargs, '\x00'::bytea) - 1),
+                               pg_catalog.current_setting('server_encoding'))::text[] AS excluded_columns,
        t.tgenabled = 'A' AS enabled_always,
        EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = t.tgrelid AND i.indisprimary) AS has_primary_key
 FROM pg_catalog.pg_trigger t

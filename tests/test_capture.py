@@ -6,6 +6,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
 if TYPE_CHECKING:
@@ -317,3 +318,29 @@ def test_row_history_follows_a_row_through_its_key_change(
     assert old_key == [("INSERT", {"id": 1}), ("UPDATE", {"id": 1}), ("UPDATE", {"id": 5})]
     # Under its new key: from the key change on (earlier events carry the old key).
     assert new_key == [("UPDATE", {"id": 5}), ("UPDATE", {"id": 5}), ("DELETE", {"id": 5})]
+
+
+def test_columns_named_like_capture_internals_or_with_quotes_and_commas_are_captured(
+    db: Database, roles: dict[str, str]
+) -> None:
+    names = ["o", "n", "r", "s", "d", "p", "e", "excluded", "non_key", "tbl", "ctx", "extra",
+             "same", "key", "value", "action", "row_key", "We\"ird, {col}"]
+    cols = ", ".join(psycopg.sql.Identifier(c).as_string(None) for c in names)
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.clash (id int PRIMARY KEY, "
+                     + ", ".join(f"{psycopg.sql.Identifier(c).as_string(None)} text" for c in names)
+                     + ")")
+        conn.execute("SELECT audit.enable_tracking('public.clash', exclude_columns => %s)",
+                     [["We\"ird, {col}", "extra"]])
+        conn.execute("SELECT audit.enable_tracking('public.clash', exclude_columns => %s)",
+                     [["extra", "We\"ird, {col}"]])
+        conn.execute(f"INSERT INTO clash (id, {cols}) VALUES (1, "
+                     + ", ".join(["'v'"] * len(names)) + ")")
+        conn.execute(f"UPDATE clash SET ({cols}) = ROW(" + ", ".join(["'w'"] * len(names)) + ")")
+        conn.execute("DELETE FROM clash")
+    kept = {c: "v" for c in names if c not in ("extra", "We\"ird, {col}")}
+    rows = data_events(db)
+    assert [r[0] for r in rows] == ["INSERT", "UPDATE", "DELETE"]
+    assert rows[0][4] == {"id": 1, **kept}
+    assert rows[1][3] == kept and rows[1][4] == {c: "w" for c in kept}
+    assert len(events(db, "TRACKING_ENABLED")) == 1
