@@ -192,19 +192,30 @@ def context_manager(library: str, user: Any) -> AbstractContextManager[Any]:
 
         return auditrum_context(user_id=user.pk, username=user.username, client_ip=IP)
     if library == "django_bridge":
-        import django_bridge
+        import importlib
 
-        for name in ("audit_context", "context", "AuditContext", "actor_context"):
-            cm = getattr(django_bridge, name, None)
-            if cm is not None:
+        for module_name in ("django_bridge", "django_bridge.context"):
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            for name in ("audit_context", "context", "AuditContext", "actor_context"):
+                cm = getattr(module, name, None)
+                if cm is None:
+                    continue
                 for kwargs in (
+                    {"actor": user, "ip": IP},
                     {"user": user, "ip": IP},
                     {"actor_id": str(user.pk), "actor_name": user.username, "ip": IP},
+                    {"actor": user},
+                    {"user": user},
                 ):
                     try:
-                        return cm(**kwargs)  # type: ignore[no-any-return]
+                        made = cm(**kwargs)
                     except TypeError:
                         continue
+                    notes.append(f"ORM context: {module_name}.{name}({', '.join(kwargs)})")
+                    return made  # type: ignore[no-any-return]
         notes.append("no django_bridge context manager found: ORM workloads ran without context")
     return nullcontext()
 
