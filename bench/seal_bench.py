@@ -11,6 +11,8 @@ order, so drift on a shared machine hits them alike:
 * ``lock_chain``: what auditrum-style chains do, built here only: a row trigger on
   audit.event takes a transaction advisory lock, reads the chain head, hashes the
   new event onto it and writes the head back, so writers serialise until commit.
+* ``no_txid_index``: no sealing and without the BRIN index that sealing adds
+  (``audit.event_txid_idx``), to show what the index costs every insert.
 
 Ratios are variant/plain within the same repetition.
 """
@@ -128,11 +130,24 @@ class Sealer(threading.Thread):
                 self.stop.wait(max(0.0, 1.0 - (time.perf_counter() - start)))
 
 
+def set_txid_index(target: Target, on: bool) -> None:
+    with target.connect(DB) as conn:
+        if on:
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS event_txid_idx ON audit.event "
+                "USING brin (((txid::text)::bigint))"
+            )
+        else:
+            conn.execute("DROP INDEX audit.event_txid_idx")
+
+
 def run_variant(
     target: Target, variant: str, seconds: int, sync: str, workdir: Path
 ) -> dict[str, Any]:
     if variant == "lock_chain":
         set_lock_chain(target, True)
+    if variant == "no_txid_index":
+        set_txid_index(target, False)
     sealer = Sealer(target) if variant == "sealing" else None
     if sealer:
         sealer.start()
@@ -144,6 +159,8 @@ def run_variant(
             sealer.join()
         if variant == "lock_chain":
             set_lock_chain(target, False)
+        if variant == "no_txid_index":
+            set_txid_index(target, True)
     result: dict[str, Any] = {"variant": variant, "tps": tps}
     if sealer:
         result["seals"] = sealer.seals
@@ -165,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=55490)
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
-    variants = ["plain", "sealing", "lock_chain"]
+    variants = ["plain", "sealing", "lock_chain", "no_txid_index"]
     with (
         bench_server(args.dsn, args.bindir, args.port) as target,
         tempfile.TemporaryDirectory() as tmp,
@@ -176,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         pgbench(target, 2, args.sync, workdir)  # warm-up
         reps = []
         for rep in range(args.reps):
-            order = variants[rep % 3 :] + variants[: rep % 3]
+            k = rep % len(variants)
+            order = variants[k:] + variants[:k]
             got = {v: run_variant(target, v, args.seconds, args.sync, workdir) for v in order}
             reps.append(got)
             log(f"rep {rep + 1}: " + ", ".join(f"{v} {got[v]['tps']:.0f} tps" for v in variants))
@@ -193,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "ratio_lock_chain_vs_plain": summarize(
             [r["lock_chain"]["tps"] / r["plain"]["tps"] for r in reps]
+        ),
+        "ratio_plain_vs_no_txid_index": summarize(
+            [r["plain"]["tps"] / r["no_txid_index"]["tps"] for r in reps]
         ),
         "seal_ms_median": summarize([r["sealing"]["seal_ms_median"] for r in reps]),
         "verify_after_run": {"ok": verified[0], "batches": verified[1], "events": verified[2]}
