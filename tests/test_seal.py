@@ -271,3 +271,53 @@ def test_a_forged_retirement_record_does_not_excuse_a_deletion(sealed):
     _tamper(conn, "DELETE FROM audit.event WHERE id = %s", [ids[2]])
     result = verify(conn)
     assert (result.batch, result.event_id) == (1, ids[2])
+
+
+def test_concurrent_writers_and_seals_cover_every_event_exactly_once(db, roles):
+    import random
+    import threading
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            with psycopg.connect(db.conninfo(roles["app"])) as conn:
+                for i in range(60):
+                    for _ in range(rnd.randint(1, 3)):
+                        conn.execute("SELECT audit.log_event(%s)", [f"W{seed}_{i}"])
+                    if rnd.random() < 0.2:
+                        conn.rollback()
+                    else:
+                        conn.commit()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def sealer() -> None:
+        try:
+            with db.connect() as conn:
+                while not stop.is_set():
+                    conn.execute("SELECT audit.seal()")
+        except BaseException as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    sealing = threading.Thread(target=sealer)
+    sealing.start()
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    sealing.join()
+    assert errors == []
+    with db.connect() as conn:
+        seal(conn)
+        sealed = conn.execute(
+            "SELECT u, count(*) FROM audit.seal, unnest(event_ids) u GROUP BY u"
+        ).fetchall()
+        assert all(n == 1 for _, n in sealed)
+        all_ids = {r[0] for r in conn.execute("SELECT id FROM audit.event")}
+        assert {u for u, _ in sealed} == all_ids
+        assert verify(conn).ok
