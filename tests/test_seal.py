@@ -250,6 +250,8 @@ def test_cli_seal_verify_and_expect(db, tmp_path, capsys):
     assert cli(["--dsn", db.conninfo(), "seal", "--hash-file", str(head)]) == 0
     batch, digest = head.read_text().split()
     assert capsys.readouterr().out.split() == [batch, digest]
+    assert cli(["--dsn", db.conninfo(), "seal", "--no-seal"]) == 0
+    assert capsys.readouterr().out.split() == [batch, digest]
     assert cli(["--dsn", db.conninfo(), "verify", "--expect", digest]) == 0
     assert cli(["--dsn", db.conninfo(), "verify", "--expect-file", str(head)]) == 0
     assert "ok:" in capsys.readouterr().out
