@@ -354,7 +354,8 @@ GRANT EXECUTE ON FUNCTION audit.table_name(regclass) TO PUBLIC;
 -- after, whether or not its key changed (SET id = 3 - id included). Pairing by
 -- position needs no join, so no cached plan can turn it into a nested loop: the
 -- statement costs the same after single-row writes as in a fresh session.
--- Both arrays always have the same length for an UPDATE.
+-- Both arrays have the same length except when a row moved to another partition
+-- was dropped there by a BEFORE INSERT trigger; then rows are paired by key.
 CREATE FUNCTION audit.capture() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -387,6 +388,7 @@ BEGIN
                tbl, r - non_key, r - excluded, extra
         FROM (SELECT to_jsonb(n.*) AS r FROM audit_new n OFFSET 0) s;
     ELSIF TG_OP = 'UPDATE' THEN
+      IF (SELECT count(*) FROM audit_old) = (SELECT count(*) FROM audit_new) THEN
         -- A changed column is one whose value differs; old and new values are
         -- each row minus its unchanged columns.
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
@@ -399,6 +401,28 @@ BEGIN
                           ARRAY(SELECT to_jsonb(n.*) - excluded FROM audit_new n)) AS p(o, n)
               OFFSET 0) d
         WHERE d.n - d.same <> '{}';
+      ELSE
+        -- An old image without its new one: a row moved to another partition
+        -- whose BEFORE INSERT trigger dropped it. Positions no longer pair, so
+        -- pair by key; a row without a partner is recorded as what it became
+        -- (DELETE, or INSERT), marked, rather than guessed into a wrong pair.
+        INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
+                                 table_name, row_key, old_values, new_values, detail)
+        SELECT CASE WHEN d.n IS NULL THEN 'DELETE' WHEN d.o IS NULL THEN 'INSERT' ELSE 'UPDATE' END,
+               ctx.actor_id, ctx.actor_name, ctx.ip, ctx.user_agent, ctx.request_id,
+               tbl, coalesce(d.n, d.o) - non_key,
+               CASE WHEN d.n IS NULL THEN d.o WHEN d.o IS NOT NULL THEN d.o - d.same END,
+               CASE WHEN d.o IS NULL THEN d.n WHEN d.n IS NOT NULL THEN d.n - d.same END,
+               CASE WHEN d.o IS NULL OR d.n IS NULL
+                    THEN coalesce(extra, '{}') || '{"unpaired_update": true}' ELSE extra END
+        FROM (SELECT o.r AS o, n.r AS n,
+                     ARRAY(SELECT e.key FROM jsonb_each(n.r) e WHERE (o.r -> e.key) = e.value) AS same
+              FROM (SELECT to_jsonb(x.*) - excluded AS r FROM audit_old x) o
+              FULL JOIN (SELECT to_jsonb(y.*) - excluded AS r FROM audit_new y) n
+                ON (o.r - non_key) = (n.r - non_key)
+              OFFSET 0) d
+        WHERE d.o IS NULL OR d.n IS NULL OR d.n - d.same <> '{}';
+      END IF;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, old_values, detail)
