@@ -30,7 +30,7 @@ APPS: dict[str, list[str]] = {
 MIDDLEWARE: dict[str, list[str]] = {
     "none": [],
     "django_bridge": [],  # filled in by _bridge_middleware() when the bridge has one
-    "pghistory": ["pghistory.middleware.HistoryMiddleware"],
+    "pghistory": ["benchapp.pghistory_middleware.HistoryWithIpMiddleware"],
     "auditlog": ["auditlog.middleware.AuditlogMiddleware"],
     "auditrum": [
         "auditrum.integrations.django.middleware.RequestIDMiddleware",

@@ -308,29 +308,21 @@ def render(data: dict[str, Any], previous: str | None = None) -> str:
                     cells.append(f"{_r(r.get('ratio'))}; {_n(r['us_per_op'], 1)} us")
             rows.append(cells)
         out.append(_table(head, rows))
-        out.append("What each library recorded about the last request (user and address):\n\n")
+        who = ["What each library recorded about the last request (user and address):\n"]
         for lib in libs:
-            r = next(
-                (x for x in dj["results"] if x["workload"] == "request" and x["library"] == lib),
-                None,
-            )
+            r = next((x for x in dj["results"] if x["workload"] == "request" and x["library"] == lib), None)
             if r and lib != "none":
-                out.append(f"- {lib}: `{r.get('who_and_where')}`\n")
-        out.append(
-            "\nVersions: "
-            + "; ".join(
-                f"{lib}: " + ", ".join(f"{k} {v}" for k, v in sorted(vs.items()))
-                for lib, vs in dj["versions"].items()
-                if lib != "none"
-            )
-            + "\n\n"
-        )
-        for lib, notes in dj["notes"].items():
-            for note in notes:
-                out.append(f"- note ({lib}): {note}\n")
+                who.append(f"- {lib}: `{r.get('who_and_where')}`")
+        out.append("\n".join(who) + "\n")
+        out.append("Versions: " + "; ".join(
+            f"{lib}: " + ", ".join(f"{k} {v}" for k, v in sorted(vs.items()))
+            for lib, vs in dj["versions"].items() if lib != "none") + "\n")
+        remarks = [f"- note ({lib}): {note}" for lib, notes in dj["notes"].items() for note in notes]
         for lib, err in dj["failed"].items():
-            out.append(f"- **{lib} failed**: `{err.splitlines()[-1] if err else ''}`\n")
-        out.append("\n")
+            lines = [ln.strip() for ln in err.splitlines() if "Error" in ln or "error" in ln]
+            remarks.append(f"- **{lib} failed**: `{(lines or [err.strip()])[-1][:300]}`")
+        if remarks:
+            out.append("\n".join(remarks) + "\n")
     rp = data.get("reporting")
     if rp:
         lg = rp["log"]
