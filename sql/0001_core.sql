@@ -366,7 +366,8 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     excluded text[] := TG_ARGV[0]::text[];
-    tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+    -- A partition's triggers name the tracked table they belong to.
+    tbl text := coalesce(TG_ARGV[1], TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
     ctx record := audit.current_context();
     extra jsonb := CASE WHEN ctx.ip_raw IS NOT NULL THEN jsonb_build_object('ip_raw', ctx.ip_raw) END;
     -- row_key is the row minus every column outside the primary key, looked up
@@ -451,7 +452,7 @@ SELECT t.tgrelid::regclass AS table_oid,
        t.tgenabled = 'A' AS enabled_always,
        EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = t.tgrelid AND i.indisprimary) AS has_primary_key
 FROM pg_catalog.pg_trigger t
-WHERE t.tgname = 'audit_capture_update';
+WHERE t.tgname = 'audit_capture_update' AND t.tgnargs = 1;  -- partitions' copies have 2
 COMMENT ON VIEW audit.tracked_table IS
     'pg-audit: tables whose changes are captured, with their excluded columns and whether the capture fires always';
 GRANT SELECT ON audit.tracked_table TO audit_reader, audit_writer;
@@ -496,6 +497,8 @@ DECLARE
     bad text;
     args text;
     op text;
+    rel regclass;
+    trigger_args text;
 BEGIN
     SELECT relkind INTO kind FROM pg_class WHERE oid = target;
     IF kind NOT IN ('r', 'p') THEN
@@ -528,31 +531,39 @@ BEGIN
     args := (SELECT coalesce(array_agg(DISTINCT c ORDER BY c), '{}') FROM unnest(exclude_columns) c)::text;
     IF EXISTS (SELECT FROM audit.tracked_table WHERE table_oid = target
                AND excluded_columns = args::text[] AND enabled_always)
-       AND (SELECT count(*) FROM pg_trigger WHERE tgrelid = target AND tgname LIKE 'audit\_capture\_%'
-            AND tgenabled = 'A') = 4 THEN
-        RETURN;  -- already tracked exactly so
+       AND (SELECT count(*) FROM pg_trigger WHERE tgrelid IN (SELECT target UNION SELECT relid FROM pg_partition_tree(target))
+            AND tgname LIKE 'audit\_capture\_%' AND tgenabled = 'A')
+           = 4 * (SELECT count(*) FROM (SELECT target UNION SELECT relid FROM pg_partition_tree(target)) r) THEN
+        RETURN;  -- already tracked exactly so (partitions included)
     END IF;
     -- The DDL guard lets capture triggers change only while this is set.
     PERFORM set_config('audit.untracking', target::oid::text, true);
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, target);
-    END LOOP;
-    EXECUTE format('CREATE TRIGGER audit_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS audit_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%L)', target, args);
-    EXECUTE format('CREATE TRIGGER audit_capture_update AFTER UPDATE ON %s '
-                   'REFERENCING OLD TABLE AS audit_old NEW TABLE AS audit_new '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%L)', target, args);
-    EXECUTE format('CREATE TRIGGER audit_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS audit_old '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%L)', target, args);
-    EXECUTE format('CREATE TRIGGER audit_capture_truncate AFTER TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%L)', target, args);
-    -- One ALTER TABLE for all four, so the DDL guard never sees a half-enabled set.
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER audit_capture_insert, '
-                   'ENABLE ALWAYS TRIGGER audit_capture_update, ENABLE ALWAYS TRIGGER audit_capture_delete, '
-                   'ENABLE ALWAYS TRIGGER audit_capture_truncate', target);
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', 'audit_capture_' || op, target,
-                       'pg-audit: records ' || upper(op) || ' in audit.event (audit.enable_tracking)');
+    -- Statement-level triggers of a partitioned table do not fire for a statement
+    -- that names one of its partitions, so each partition gets its own, whose
+    -- second argument names the tracked table its events belong to.
+    FOR rel IN SELECT target UNION SELECT relid FROM pg_partition_tree(target) LOOP
+        trigger_args := CASE WHEN rel = target THEN format('%L', args)
+                             ELSE format('%L, %L', args, audit.table_name(target)) END;
+        FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, rel);
+        END LOOP;
+        EXECUTE format('CREATE TRIGGER audit_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS audit_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', rel, trigger_args);
+        EXECUTE format('CREATE TRIGGER audit_capture_update AFTER UPDATE ON %s '
+                       'REFERENCING OLD TABLE AS audit_old NEW TABLE AS audit_new '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', rel, trigger_args);
+        EXECUTE format('CREATE TRIGGER audit_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS audit_old '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', rel, trigger_args);
+        EXECUTE format('CREATE TRIGGER audit_capture_truncate AFTER TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', rel, trigger_args);
+        -- One ALTER TABLE for all four, so the DDL guard never sees a half-enabled set.
+        EXECUTE format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER audit_capture_insert, '
+                       'ENABLE ALWAYS TRIGGER audit_capture_update, ENABLE ALWAYS TRIGGER audit_capture_delete, '
+                       'ENABLE ALWAYS TRIGGER audit_capture_truncate', rel);
+        FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+            EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', 'audit_capture_' || op, rel,
+                           'pg-audit: records ' || upper(op) || ' in audit.event (audit.enable_tracking)');
+        END LOOP;
     END LOOP;
     PERFORM set_config('audit.untracking', '', true);
     PERFORM audit.record_tracking(target);
@@ -569,13 +580,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     op text;
+    rel regclass;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = target AND tgname LIKE 'audit\_capture\_%') THEN
+    IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid IN (SELECT target UNION SELECT relid FROM pg_partition_tree(target))
+                   AND tgname LIKE 'audit\_capture\_%') THEN
         RETURN;
     END IF;
     PERFORM set_config('audit.untracking', target::oid::text, true);
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, target);
+    FOR rel IN SELECT target UNION SELECT relid FROM pg_partition_tree(target) LOOP
+        FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, rel);
+        END LOOP;
     END LOOP;
     PERFORM set_config('audit.untracking', '', true);
     PERFORM audit.record_tracking(target);
@@ -638,9 +653,10 @@ BEGIN
                 offender := obj.object_identity;
             ELSIF obj.object_type = 'trigger' AND obj.original
                   AND obj.address_names[3] LIKE 'audit\_capture\_%'
-                  AND current_setting('audit.untracking', true) IS DISTINCT FROM
-                      (SELECT c.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                       WHERE n.nspname = obj.address_names[1] AND c.relname = obj.address_names[2]) THEN
+                  AND NOT coalesce(current_setting('audit.untracking', true) IN
+                      (SELECT x.oid::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+                              LATERAL (SELECT c.oid UNION SELECT a.relid::oid FROM pg_partition_ancestors(c.oid) a) x(oid)
+                       WHERE n.nspname = obj.address_names[1] AND c.relname = obj.address_names[2]), false) THEN
                 offender := obj.object_identity;
             END IF;
             EXIT WHEN offender IS NOT NULL;
@@ -673,7 +689,9 @@ BEGIN
                 FROM pg_trigger t
                 WHERE t.oid = obj.objid
                   AND (t.tgname LIKE 'audit\_capture\_%' OR t.tgfoid = 'audit.capture()'::regprocedure)
-                  AND current_setting('audit.untracking', true) IS DISTINCT FROM t.tgrelid::text;
+                  AND NOT coalesce(current_setting('audit.untracking', true) IN
+                                   (SELECT t.tgrelid::text UNION
+                                    SELECT a.relid::oid::text FROM pg_partition_ancestors(t.tgrelid) a), false);
             END IF;
             EXIT WHEN offender IS NOT NULL;
         END LOOP;
