@@ -401,3 +401,19 @@ def test_rows_dropped_on_their_way_to_another_partition_are_not_mispaired(
     ]
     assert all(e["detail"] == {"unpaired_update": True} for e in events(db)
                if e["action"] != "TRACKING_ENABLED")
+
+
+def test_a_partition_added_later_is_captured_once_tracking_is_enabled_again(
+    db: Database, roles: dict[str, str]
+) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.sale (id int, region text, PRIMARY KEY (id, region)) "
+                     "PARTITION BY LIST (region)")
+        conn.execute("SELECT audit.enable_tracking('public.sale')")
+        conn.execute("CREATE TABLE public.sale_eu PARTITION OF sale FOR VALUES IN ('eu')")
+        conn.execute("INSERT INTO sale VALUES (1, 'eu')")  # through the parent: captured
+        conn.execute("SELECT audit.enable_tracking('public.sale')")  # picks up sale_eu
+        conn.execute("INSERT INTO sale_eu VALUES (2, 'eu')")
+    assert [(e[0], e[2]) for e in data_events(db)] == [
+        ("INSERT", {"id": 1, "region": "eu"}), ("INSERT", {"id": 2, "region": "eu"})]
+    assert len(events(db, "TRACKING_ENABLED")) == 2
