@@ -62,7 +62,8 @@ GRANT SELECT ON audit.auth_events TO audit_reader;
 CREATE FUNCTION audit.failed_login_bursts(
     threshold integer DEFAULT 5,
     "window" interval DEFAULT '10 minutes',
-    since timestamptz DEFAULT now() - interval '1 day'
+    since timestamptz DEFAULT now() - interval '1 day',
+    "until" timestamptz DEFAULT NULL  -- NULL: up to now
 ) RETURNS TABLE (
     subject_kind text,          -- 'user' or 'ip'
     subject text,               -- the user name tried, or the client address
@@ -82,6 +83,7 @@ AS $$
         WHERE e.action IN ('LOGIN', 'LOGOUT', 'LOGIN_FAILED')
           AND e.outcome = 'failure'
           AND e.occurred_at >= failed_login_bursts.since
+          AND (failed_login_bursts."until" IS NULL OR e.occurred_at < failed_login_bursts."until")
     ), s AS (
         SELECT 'user' AS kind, f.user_name AS subject, f.ip AS other, f.occurred_at FROM f
         WHERE f.user_name IS NOT NULL
@@ -99,10 +101,10 @@ AS $$
     HAVING max(w.n) >= failed_login_bursts.threshold
     ORDER BY max(w.n) DESC, w.kind DESC, w.subject
 $$;
-COMMENT ON FUNCTION audit.failed_login_bursts(integer, interval, timestamptz) IS
-    'pg-audit: user names and client addresses with at least threshold failed logins within one window since a time (defaults: 5 in 10 minutes, last day)';
-REVOKE ALL ON FUNCTION audit.failed_login_bursts(integer, interval, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.failed_login_bursts(integer, interval, timestamptz) TO audit_reader;
+COMMENT ON FUNCTION audit.failed_login_bursts(integer, interval, timestamptz, timestamptz) IS
+    'pg-audit: user names and client addresses with at least threshold failed logins within one window between since and until (defaults: 5 in 10 minutes, the last day)';
+REVOKE ALL ON FUNCTION audit.failed_login_bursts(integer, interval, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.failed_login_bursts(integer, interval, timestamptz, timestamptz) TO audit_reader;
 
 CREATE VIEW audit.recent_failed_login_bursts AS
 SELECT * FROM audit.failed_login_bursts();

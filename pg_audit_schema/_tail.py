@@ -1,0 +1,165 @@
+"""``pg-audit tail``: follow new events as they commit.
+
+The log announces each INSERT statement on channel ``audit_event`` with the
+newest id (trigger ``audit_notify``). tail sleeps in LISTEN and, when woken,
+reads ``id > last seen`` through the primary key: no polling. Ids are taken
+in insertion order but committed in any order, so an id skipped over may
+still arrive from a longer transaction: such gaps are remembered and asked
+for again at the next wake-up, for a while.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ._common import connect, require_schema
+
+CHANNEL = "audit_event"
+BATCH = 5000
+GAP_TTL = 600.0  # seconds a skipped id may still commit
+GAP_MAX = 100_000
+
+COLUMNS = (
+    "id, occurred_at, action, outcome, actor_id, actor_name, ip::text AS ip, user_agent, "
+    "request_id, db_role, application_name, table_name, row_key, old_values, new_values, "
+    "detail, txid::text AS txid"
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("tail", help="follow new events live (LISTEN/NOTIFY)")
+    p.add_argument("--action", help="only these actions (comma-separated, e.g. LOGIN_FAILED,DELETE)")
+    p.add_argument("--actor", help="only events whose actor id or actor name is this")
+    p.add_argument("--table", help="only events of this table (schema.table, or table)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many events")
+    p.add_argument("--timeout", type=float, default=0,
+                   help="stop after this many seconds (default: run until Ctrl-C)")
+    p.set_defaults(func=command)
+
+
+def clean(value: object) -> str:
+    """Text safe for one terminal line: control characters (newlines, escape
+    sequences) shown as escapes, so a crafted user name cannot forge lines."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def one_line(ev: dict[str, Any]) -> str:
+    """A readable line: time, id, action, who, from where, what."""
+    parts = [
+        ev["occurred_at"].strftime("%Y-%m-%d %H:%M:%S%z"),
+        f"#{ev['id']}",
+        ev["action"] + (f"({ev['outcome']})" if ev.get("outcome") else ""),
+    ]
+    who = ev.get("actor_name") or ev.get("actor_id")
+    parts.append(f"by {clean(who)}" if who else "by -")
+    if ev.get("ip"):
+        parts.append(f"from {ev['ip']}")
+    parts.append(f"db={clean(ev['db_role'])}")
+    if ev.get("table_name"):
+        parts.append(f"{clean(ev['table_name'])} {clean(_compact(ev.get('row_key')))}")
+    if ev["action"] == "UPDATE" and ev.get("new_values"):
+        changes = ", ".join(
+            f"{k}: {_compact((ev.get('old_values') or {}).get(k))} -> {_compact(v)}"
+            for k, v in sorted(ev["new_values"].items())
+        )
+        parts.append(clean(changes))
+    elif ev.get("detail"):
+        parts.append(clean(_compact(ev["detail"])))
+    return " ".join(parts)
+
+
+def to_json(ev: dict[str, Any]) -> str:
+    out = dict(ev)
+    out["occurred_at"] = ev["occurred_at"].isoformat()
+    # ensure_ascii keeps U+2028 and friends from splitting a line for some readers.
+    return json.dumps(out, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+class _Filter:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.actions = {a.strip().upper() for a in (args.action or "").split(",") if a.strip()}
+        self.actor = args.actor
+        self.table = args.table
+
+    def __call__(self, ev: dict[str, Any]) -> bool:
+        if self.actions and ev["action"] not in self.actions:
+            return False
+        if self.actor and self.actor not in (ev.get("actor_id"), ev.get("actor_name")):
+            return False
+        if self.table:
+            name = ev.get("table_name") or ""
+            if name != self.table and name.split(".", 1)[-1] != self.table:
+                return False
+        return True
+
+
+def follow(conn: psycopg.Connection, args: argparse.Namespace) -> int:
+    wanted = _Filter(args)
+    woken = [False]
+    conn.add_notify_handler(lambda _n: woken.__setitem__(0, True))
+    conn.execute(f"LISTEN {CHANNEL}")
+    # Everything committed before LISTEN took effect is history, not news.
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
+    last = int(row[0]) if row else 0
+    gaps: dict[int, float] = {}
+    shown = 0
+    deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
+    cur = conn.cursor(row_factory=dict_row)
+    while True:
+        if woken[0]:
+            woken[0] = False
+            now = time.monotonic()
+            for gap in [g for g, seen in gaps.items() if now - seen > GAP_TTL]:
+                del gaps[gap]
+            rows = cur.execute(
+                f"SELECT {COLUMNS} FROM audit.event WHERE id > %s OR id = ANY(%s) "
+                "ORDER BY id LIMIT %s",
+                [last, list(gaps), BATCH],
+            ).fetchall()
+            for ev in rows:
+                if ev["id"] > last:
+                    if len(gaps) < GAP_MAX:
+                        for missing in range(last + 1, min(ev["id"], last + 1 + GAP_MAX)):
+                            gaps[missing] = now
+                    last = ev["id"]
+                else:
+                    gaps.pop(ev["id"], None)
+                if wanted(ev):
+                    print(to_json(ev) if args.json else one_line(ev), flush=True)
+                    shown += 1
+                    if args.limit and shown >= args.limit:
+                        return 0
+            if len(rows) == BATCH:
+                woken[0] = True
+                continue
+        wait = 5.0
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return 0
+        for _ in conn.notifies(timeout=min(wait, 5.0), stop_after=1):
+            woken[0] = True
+
+
+def command(args: argparse.Namespace) -> int:
+    with connect(args) as conn:
+        require_schema(conn)
+        if not args.json and sys.stderr.isatty():
+            print("pg-audit: following new events (Ctrl-C to stop)", file=sys.stderr)
+        return follow(conn, args)
