@@ -1,0 +1,137 @@
+"""Sending the audit context with the first write of each transaction.
+
+One execute wrapper sits on every PostgreSQL connection (added when the
+connection is created) and does nothing unless a context is set (request
+middleware or audit_context). With a context, a statement that can write is
+preceded by one set_config() per setting, transaction-local (is_local true):
+
+- with psycopg's client-side binding cursor (Django's default), in the same
+  round trip: "SELECT set_config(...); <statement>" as one simple query, which
+  PostgreSQL runs as one transaction in autocommit mode; the cursor then
+  moves to the statement's own result;
+- otherwise (server-side binding, executemany) as its own statement first,
+  inside an atomic block when the connection is in autocommit mode.
+
+Reads are left alone: no statement is added to a plain SELECT. Within a
+transaction the context is sent again only when it changed (a user who logged
+in mid-request) or when the savepoint it was sent in has ended (a rolled-back
+savepoint takes its settings with it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+from .context import AuditContext, ContextValues, current
+
+_WRITE = re.compile(r"\s*(?:INSERT|UPDATE|DELETE|MERGE|TRUNCATE|CALL|DO|WITH)\b", re.IGNORECASE)
+_LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b", re.IGNORECASE)
+
+# libpq transaction status
+_IDLE, _INTRANS, _INERROR = 0, 2, 3
+
+_NAMES = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
+CONTEXT_SQL = "SELECT " + ", ".join(
+    f"pg_catalog.set_config('audit.{name}', %s, true)" for name in _NAMES
+)
+_NAMED_SQL = "SELECT " + ", ".join(
+    f"pg_catalog.set_config('audit.{name}', %(_pg_audit_{name})s, true)" for name in _NAMES
+)
+
+
+def is_write(sql: str) -> bool:
+    """Statements that may write: DML, CALL, DO, WITH (data-modifying CTEs), and
+    locking reads (select_for_update: a write follows)."""
+    if _WRITE.match(sql):
+        return True
+    return "FOR" in sql and _LOCKING.search(sql) is not None
+
+
+def _status(connection: Any) -> int:
+    raw = connection.connection
+    return int(raw.info.transaction_status) if raw is not None else _IDLE
+
+
+def _client_cursor(cursor: Any) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(cursor, psycopg.ClientCursor)
+
+
+def audit_execute_wrapper(
+    execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    ctx = current()
+    if ctx is None or ctx.busy or not isinstance(sql, str) or not is_write(sql):
+        return execute(sql, params, many, context)
+    connection = context["connection"]
+    ctx.busy = True  # reading request.user may query; those queries pass straight through
+    try:
+        values = ctx.values()
+    finally:
+        ctx.busy = False
+    savepoints = tuple(connection.savepoint_ids)
+    status = _status(connection)
+    if status == _INERROR:
+        return execute(sql, params, many, context)
+    if status == _INTRANS:
+        last = ctx.sent.get(connection)
+        if last is not None and last[1] == values and savepoints[: len(last[0])] == last[0]:
+            return execute(sql, params, many, context)
+    cursor = context["cursor"]  # Django's CursorWrapper; .cursor is the driver's
+    if not many and _client_cursor(cursor.cursor):
+        result = _send_combined(execute, sql, params, context, values)
+        cursor.cursor.nextset()
+    elif status == _IDLE and connection.get_autocommit():
+        with transaction.atomic(using=connection.alias):
+            cursor.execute(CONTEXT_SQL, list(values))
+            result = execute(sql, params, many, context)
+    else:
+        cursor.execute(CONTEXT_SQL, list(values))
+        result = execute(sql, params, many, context)
+    if _status(connection) == _INTRANS:
+        ctx.sent[connection] = (savepoints, values)
+    else:
+        ctx.sent.pop(connection, None)
+    return result
+
+
+def _send_combined(
+    execute: Callable[..., Any], sql: str, params: Any, context: dict[str, Any],
+    values: ContextValues,
+) -> Any:
+    if isinstance(params, dict):
+        named = {f"_pg_audit_{n}": v for n, v in zip(_NAMES, values, strict=True)}
+        return execute(f"{_NAMED_SQL}; {sql}", {**params, **named}, False, context)
+    if params is None:
+        # Without parameters the statement's % signs are literal; with ours they
+        # would be placeholders.
+        sql = sql.replace("%", "%%")
+        params = ()
+    return execute(f"{CONTEXT_SQL}; {sql}", [*values, *params], False, context)
+
+
+def clear_leftovers(ctx: AuditContext) -> None:
+    """Clears the settings from transactions that outlive the context (a test's
+    outer atomic block, a job's caller's transaction), so nothing that runs after
+    the request or job in the same transaction is attributed to it."""
+    for connection, _ in list(ctx.sent.items()):
+        try:
+            if connection.connection is not None and _status(connection) == _INTRANS:
+                with connection.connection.cursor() as cursor:
+                    cursor.execute(CONTEXT_SQL, [""] * len(_NAMES))
+        except Exception:  # noqa: BLE001 - a broken connection has no context left to clear
+            pass
+    ctx.sent.clear()
+
+
+def install_wrapper(connection: Any) -> None:
+    wrappers = connection.execute_wrappers
+    if connection.vendor == "postgresql" and audit_execute_wrapper not in wrappers:
+        wrappers.append(audit_execute_wrapper)
