@@ -88,8 +88,13 @@ VIEWS = [
         ["audit.row_history"],
     ),
     (
-        "core: newest 50 events (admin default ordering)",
-        "SELECT * FROM audit.event ORDER BY occurred_at DESC, id DESC LIMIT 50",
+        "core: newest 100 events by id (the admin's ordering)",
+        "SELECT * FROM audit.event ORDER BY id DESC LIMIT 100",
+        [],
+    ),
+    (
+        "core: newest 100 events by occurred_at",
+        "SELECT * FROM audit.event ORDER BY occurred_at DESC LIMIT 100",
         [],
     ),
     (
@@ -139,35 +144,21 @@ VIEWS = [
 
 
 def _investigations(conn: Any) -> list[tuple[str, str, list[str]]]:
-    """Calls of the investigation functions, built for the signatures that exist."""
-    sigs = {
-        name: args
-        for name, args in conn.execute(
-            "SELECT p.proname, pg_get_function_arguments(p.oid) FROM pg_proc p "
-            "WHERE p.pronamespace = 'audit'::regnamespace "
-            "AND p.proname IN ('failed_login_bursts', 'last_change', 'row_as_of')"
-        ).fetchall()
-    }
-    out: list[tuple[str, str, list[str]]] = []
-    out.append(
-        (
-            "audit.failed_login_bursts() with defaults",
-            "SELECT count(*) FROM audit.failed_login_bursts()",
-            ["audit.failed_login_bursts"],
-        )
-    )
+    """Calls of the investigation functions (signatures of sql/0003_reporting.sql)."""
     key = "'{\"id\": 4243}'::jsonb"
-    for fn, extra in (("last_change", ""), ("row_as_of", ", now() - interval '30 days'")):
-        args = sigs.get(fn, "")
-        call = f"audit.{fn}('public.shop_order'::regclass, {key}{extra})"
-        out.append(
-            (
-                f"audit.{fn}() of one row" + (f" ({args})" if args else ""),
-                f"SELECT count(*) FROM (SELECT {call}) s",
-                [f"audit.{fn}"],
-            )
-        )
-    return out
+    return [
+        ("audit.failed_login_bursts() with defaults (last day)",
+         "SELECT count(*) FROM audit.failed_login_bursts()", ["audit.failed_login_bursts"]),
+        ("audit.failed_login_bursts(since => 7 days ago)",
+         "SELECT count(*) FROM audit.failed_login_bursts(since => now() - interval '7 days')",
+         ["audit.failed_login_bursts"]),
+        ("audit.last_change() of one row's column",
+         f"SELECT * FROM audit.last_change('public.shop_order'::regclass, {key}, 'qty')",
+         ["audit.last_change"]),
+        ("audit.row_as_of() of one row, 30 days ago",
+         f"SELECT * FROM audit.row_as_of('public.shop_order'::regclass, {key}, "
+         "now() - interval '30 days')", ["audit.row_as_of"]),
+    ]
 
 
 def _exists(conn: Any, name: str) -> bool:
