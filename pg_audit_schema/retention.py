@@ -23,6 +23,28 @@ from .errors import PgAuditError
 from .installer import require_installed
 
 DATA_SUFFIX = ".jsonl.gz"
+# Positions in a canonical event line (audit.event_canonical, format 1).
+FIELDS = (
+    "format",
+    "id",
+    "occurred_at",
+    "tx_started_at",
+    "action",
+    "outcome",
+    "actor_id",
+    "actor_name",
+    "ip",
+    "user_agent",
+    "request_id",
+    "db_role",
+    "application_name",
+    "table_name",
+    "row_key",
+    "old_values",
+    "new_values",
+    "detail",
+    "txid",
+)
 MANIFEST_SUFFIX = ".manifest.json"
 
 
@@ -214,8 +236,10 @@ def verify_archive(path: Path, conn: psycopg.Connection | None = None) -> Archiv
             content.update(digest)
             try:
                 event = json.loads(line)
-                key = (int(event["id"]), str(event["occurred_at"]))
-            except (ValueError, KeyError, TypeError):
+                if event[0] != 1 or len(event) != len(FIELDS):
+                    raise ValueError("not format 1")
+                key = (int(event[1]), str(event[2]))
+            except (ValueError, KeyError, TypeError, IndexError):
                 check.problems.append(f"line {count} is not a canonical event")
                 continue
             if previous is not None and key <= previous:

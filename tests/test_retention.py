@@ -252,7 +252,7 @@ def test_a_rewritten_unretired_archive_fails_against_the_row_seals(log, tmp_path
     done.manifest.write_text(json.dumps(manifest) + "\n")
     assert verify_archive(done.data).ok
     check = verify_archive(done.data, conn)
-    event_id = json.loads(lines[2])["id"]
+    event_id = json.loads(lines[2])[1]
     assert check.problems == [f"event {event_id} differs from its seal"]
 
 
