@@ -22,7 +22,7 @@ IP = "203.0.113.7"
 
 APPS: dict[str, list[str]] = {
     "none": [],
-    "django_bridge": ["django_bridge"],
+    "django_bridge": ["pgtrigger", "django_bridge"],
     "pghistory": ["pgtrigger", "pghistory"],
     "auditlog": ["auditlog"],
     "auditrum": ["auditrum.integrations.django"],
@@ -115,8 +115,11 @@ def setup(library: str) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    if library == "django_bridge" and not _has_bridge_migrations():
-        # Without the bridge's migration, install the same SQL the way psql would.
+    if library == "django_bridge":
+        # The bench app has no migrations, so syncdb would create its tracked
+        # table (with pgtrigger's triggers) before django_bridge's migration ran;
+        # a real project's migration depends on the bridge's. Install first, as
+        # psql would; the bridge's migration then finds it installed.
         import psycopg
         from django.db import connection
 
@@ -127,7 +130,6 @@ def setup(library: str) -> None:
             **{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True
         ) as conn:
             install(conn)
-        notes.append("schema installed with pg_audit_schema.install (no django_bridge migration)")
     call_command("migrate", run_syncdb=True, verbosity=0)
     if library == "pghistory":
         import pgtrigger
@@ -147,33 +149,18 @@ def setup(library: str) -> None:
     get_user_model().objects.create_user("alice", "alice@example.com", "pw", is_staff=True)
 
 
-def _has_bridge_migrations() -> bool:
-    import importlib.util
-
-    spec = importlib.util.find_spec("django_bridge.migrations")
-    return spec is not None
-
-
 def _bridge_track() -> None:
+    import pgtrigger
     from benchapp.models import Item
 
-    import django_bridge
-
-    for name in ("track", "enable_tracking", "register"):
-        fn = getattr(django_bridge, name, None)
-        if callable(fn):
-            try:
-                fn(Item)
-                notes.append(f"tracking via django_bridge.{name}(Item)")
-                break
-            except Exception as exc:  # noqa: BLE001 - an unfinished API is reported, not fatal
-                notes.append(f"django_bridge.{name}(Item) failed: {exc}")
-    else:
-        notes.append("no declarative tracking API in django_bridge: tracking enabled with SQL")
+    if getattr(Item._meta, "triggers", None):
+        pgtrigger.install()  # what makemigrations + migrate do in a project with migrations
+        notes.append("tracking: Meta.triggers = django_bridge.tracking.tracked() (pgtrigger)")
     tracked = _sql(
         "SELECT count(*) FROM audit.tracked_table WHERE table_name = 'public.benchapp_item'"
     )
     if not tracked[0][0]:
+        notes.append("no declarative tracking in django_bridge: tracking enabled with SQL")
         _sql("SELECT audit.enable_tracking('benchapp_item'::regclass)")
 
 

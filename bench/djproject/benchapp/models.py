@@ -9,6 +9,15 @@ from django.db import models
 LIBRARY = os.environ.get("BENCH_LIBRARY", "none")
 
 
+def _bridge_triggers() -> list[object]:
+    """The bridge's declarative tracking (Meta.triggers), when it has one."""
+    try:
+        from django_bridge.tracking import tracked
+    except ImportError:
+        return []
+    return list(tracked())
+
+
 class Item(models.Model):
     qty = models.IntegerField()
     name = models.CharField(max_length=100)
@@ -16,6 +25,8 @@ class Item(models.Model):
 
     class Meta:
         app_label = "benchapp"
+        if LIBRARY == "django_bridge":
+            triggers = _bridge_triggers()
 
 
 if LIBRARY == "pghistory":
