@@ -3,22 +3,57 @@
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import psycopg.sql
 import pytest
+from psycopg import sql
 
-if TYPE_CHECKING:
-    from conftest import Database
+from conftest import Database, PgServer
+
+
+# One database for the module, the public schema emptied before each test, and
+# every helper reading only the events written since: CREATE DATABASE per test
+# was most of this file's run time.
+_since = [0]
+
+
+@pytest.fixture(scope="module")
+def db(pg_server: PgServer, template_db: str, roles: dict[str, str]) -> Iterator[Database]:
+    name = f"{template_db.removesuffix('_template')}_{os.getpid()}_{__name__.rsplit('.', 1)[-1]}"
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template_db)))
+        for role in roles.values():
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+    yield Database(pg_server, name)
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_public_schema(db: Database, roles: dict[str, str]) -> None:
+    with db.connect() as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        for role in roles.values():
+            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
+        _since[0] = row[0] if row else 0
 
 
 def events(db: Database, action: str | None = None) -> list[dict[str, Any]]:
     with db.connect() as conn:
         rows = conn.execute(
-            "SELECT to_jsonb(e) FROM audit.event e WHERE %s::text IS NULL OR action = %s "
-            "ORDER BY id",
-            [action, action],
+            "SELECT to_jsonb(e) FROM audit.event e WHERE (%s::text IS NULL OR action = %s) "
+            "AND id > %s ORDER BY id",
+            [action, action, _since[0]],
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -27,7 +62,8 @@ def data_events(db: Database) -> list[tuple[Any, ...]]:
     with db.connect() as conn:
         return conn.execute(
             "SELECT action, table_name, row_key, old_values, new_values FROM audit.event "
-            "WHERE action IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') ORDER BY id"
+            "WHERE action IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE') AND id > %s ORDER BY id",
+            [_since[0]],
         ).fetchall()
 
 
@@ -69,7 +105,8 @@ def test_excluded_columns_never_reach_the_log(db: Database, app: psycopg.Connect
     app.execute("UPDATE account SET secret = 'hunter3', name = 'b'")
     app.execute("DELETE FROM account")
     with db.connect() as conn:
-        (dump,) = conn.execute("SELECT string_agg(to_jsonb(e)::text, ' ') FROM audit.event e").fetchone()
+        (dump,) = conn.execute("SELECT string_agg(to_jsonb(e)::text, ' ') FROM audit.event e "
+                               "WHERE id > %s", [_since[0]]).fetchone()
     assert "hunter" not in dump
     for _, _, key, old, new in data_events(db):
         assert "secret" not in {**key, **(old or {}), **(new or {})}
@@ -153,8 +190,8 @@ def test_a_change_and_its_event_commit_together(
     with db.connect() as watcher:
         with app.transaction():
             app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
-            assert watcher.execute("SELECT count(*) FROM audit.event WHERE action = 'INSERT'").fetchone() == (0,)
-        assert watcher.execute("SELECT count(*) FROM audit.event WHERE action = 'INSERT'").fetchone() == (1,)
+            assert len(data_events(db)) == 0
+        assert len(data_events(db)) == 1
     # A change that fails at commit (deferred constraint) takes its event with it.
     app.execute("CREATE TABLE public.unique_later (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)")
     app.execute("SELECT audit.enable_tracking('public.unique_later')")
@@ -323,20 +360,24 @@ def test_partitioned_table_changes_through_a_partition_are_captured_once(
 
 
 def test_row_history_follows_a_row_through_its_key_change(
-    db: Database, app: psycopg.Connection, roles: dict[str, str]
+    db: Database, roles: dict[str, str]
 ) -> None:
-    app.execute("INSERT INTO account VALUES (1, 'a', 's', 1), (2, 'b', 's', 2)")
-    app.execute("UPDATE account SET name = 'a2' WHERE id = 1")
-    app.execute("UPDATE account SET id = 5 WHERE id = 1")
-    app.execute("UPDATE account SET name = 'a3' WHERE id = 5")
-    app.execute("DELETE FROM account WHERE id = 5")
+    # A table name no other test of this module's database has used.
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE public.person (id int PRIMARY KEY, name text)")
+        app.execute("SELECT audit.enable_tracking('public.person')")
+        app.execute("INSERT INTO person VALUES (1, 'a'), (2, 'b')")
+        app.execute("UPDATE person SET name = 'a2' WHERE id = 1")
+        app.execute("UPDATE person SET id = 5 WHERE id = 1")
+        app.execute("UPDATE person SET name = 'a3' WHERE id = 5")
+        app.execute("DELETE FROM person WHERE id = 5")
     with db.connect(roles["reader"]) as reader:
         old_key = reader.execute(
-            "SELECT action, row_key FROM audit.row_history(target => 'public.account', "
+            "SELECT action, row_key FROM audit.row_history(target => 'public.person', "
             "row_key => '{\"id\": 1}')"
         ).fetchall()
         new_key = reader.execute(
-            "SELECT action, row_key FROM audit.row_history(target => 'public.account', "
+            "SELECT action, row_key FROM audit.row_history(target => 'public.person', "
             "row_key => '{\"id\": 5}')"
         ).fetchall()
     # Under its old key: its life up to and including the key change.

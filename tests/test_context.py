@@ -4,22 +4,58 @@ from __future__ import annotations
 
 import json
 import subprocess
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
-if TYPE_CHECKING:
-    from conftest import Database
+from conftest import Database, PgServer
 
 FIELDS = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
 BOUNDS = {"actor_id": 256, "actor_name": 256, "user_agent": 512, "request_id": 128}
 
 
+# One database for the module, the public schema emptied before each test, and
+# every helper reading only the events written since: CREATE DATABASE per test
+# was most of this file's run time.
+_since = [0]
+
+
+@pytest.fixture(scope="module")
+def db(pg_server: PgServer, template_db: str, roles: dict[str, str]) -> Iterator[Database]:
+    name = f"{template_db.removesuffix('_template')}_{os.getpid()}_{__name__.rsplit('.', 1)[-1]}"
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template_db)))
+        for role in roles.values():
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+    yield Database(pg_server, name)
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_public_schema(db: Database, roles: dict[str, str]) -> None:
+    with db.connect() as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        for role in roles.values():
+            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
+        _since[0] = row[0] if row else 0
+
+
 def events(db: Database) -> list[dict[str, Any]]:
     with db.connect() as conn:
         return [r[0] for r in conn.execute(
-            "SELECT to_jsonb(e) FROM audit.event e WHERE action <> 'TRACKING_ENABLED' ORDER BY id"
+            "SELECT to_jsonb(e) FROM audit.event e WHERE action <> 'TRACKING_ENABLED' AND id > %s "
+            "ORDER BY id", [_since[0]]
         ).fetchall()]
 
 
