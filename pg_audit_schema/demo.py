@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.error
 import urllib.parse
@@ -148,10 +149,14 @@ def _demo(server: Server, site_dir: Path, scratch: Path, serve: bool, port: int,
 
     password = secrets.token_urlsafe(12)
     _prepare_database(server, password)
-    say(f"  audit schema installed; the shop connects as {APP_ROLE} (no superuser, "
-        f"member of audit_writer), its audit viewer as {READER_ROLE} (audit_reader)")
+    say(f"  audit schema installed by the superuser; the shop connects as {APP_ROLE}\n"
+        f"  (no superuser, member of audit_writer), its audit viewer as {READER_ROLE} "
+        "(audit_reader)")
 
     env = _site_env(server, password, port)
+    # The schema is already installed, by the superuser: the bridge's install
+    # migration, run as the app role, would try to make it an audit_owner member.
+    _manage(site_dir, env, "migrate", "--noinput", "--fake", "django_bridge", "0001_install")
     _manage(site_dir, env, "migrate", "--noinput")
     _manage(site_dir, env, "seed_shop")
     say(f"  example site migrated and seeded ({site_dir})")
@@ -468,10 +473,23 @@ def _print_trail(server: Server, say: Say) -> None:
             "table_name, row_key, old_values, new_values, detail "
             "FROM audit.event ORDER BY id"
         ).fetchall()
-    say(f"The audit trail: {len(rows)} events in audit.event, read as {READER_ROLE} "
-        "(times in UTC)")
-    for line in trail_table([_trail_cells(row) for row in rows], _terminal_width()):
+    # The migrations' TRACKING_ENABLED events, one line instead of one row each.
+    tracking = [r for r in rows if r[1] == "TRACKING_ENABLED"]
+    rows = [r for r in rows if r[1] != "TRACKING_ENABLED"]
+    say(f"The audit trail: {len(rows) + len(tracking)} events in audit.event, "
+        f"read as {READER_ROLE} (times in UTC)")
+    width = _terminal_width()
+    if tracking:
+        text = (f"{len(tracking)} TRACKING_ENABLED events of the migrations, for: "
+                + ", ".join(_tracked(r[7], r[11]) for r in tracking))
+        say(textwrap.fill(text, width, initial_indent="  ", subsequent_indent="    "))
+    say("")
+    for line in trail_table([_trail_cells(row) for row in rows], width):
         say(line)
+    failed = [r for r in rows if r[1] == "LOGIN_FAILED"]
+    if failed and failed[0][6] is not None:
+        say(f"\nThe failed login was recorded from {failed[0][6]}, the real client: the forged "
+            f"X-Forwarded-For ({SPOOFED_IP}) came from no trusted proxy.")
 
 
 def _terminal_width() -> int:
@@ -498,12 +516,20 @@ def _fit(text: str, width: int) -> str:
     return text.ljust(width) if len(text) <= width else text[: width - 1] + "~"
 
 
+def _tracked(table: str | None, detail: Any) -> str:
+    name = (table or "?").removeprefix("public.")
+    excluded = detail.get("exclude_columns") if isinstance(detail, dict) else None
+    return f"{name} (not {', '.join(excluded)})" if excluded else name
+
+
 def _trail_cells(row: Sequence[Any]) -> list[str]:
     (occurred_at, action, outcome, actor, db_role, app, ip, table, key, old, new, detail) = row
     when = occurred_at.astimezone(datetime.timezone.utc).strftime("%H:%M:%S")
     if outcome == "failure" and not action.endswith("FAILED"):
         action = f"{action} (failed)"
-    who = actor or f"[{db_role}{' ' + app if app else ''}]"
+    # No application user: a web request's is anonymous, anything else is
+    # shown as the database login (and client program) that did it.
+    who = actor or ("anonymous" if ip else f"[{db_role}{' ' + app if app else ''}]")
     short_table = (table or "").removeprefix("public.")
     key_text = ",".join(str(v) for v in key.values()) if isinstance(key, dict) else ""
     return [when, action, who, str(ip or ""), short_table, key_text,
@@ -523,9 +549,27 @@ def summarise(old: Any, new: Any, detail: Any, key: Any = None) -> str:
     values = new or old
     if values:
         return " ".join(f"{c}={_value(v)}" for c, v in values.items())
+    if isinstance(detail, dict) and "object_repr" in detail:
+        return admin_summary(detail)
     if isinstance(detail, dict) and detail:
         return " ".join(f"{k}={_value(v)}" for k, v in detail.items() if v not in ([], {}, None))
     return ""
+
+
+def admin_summary(detail: dict[str, Any]) -> str:
+    """An admin log entry as the admin's history page puts it."""
+    what = f"{detail.get('content_type') or 'object'} {detail.get('object_id') or ''}".strip()
+    text = f"{what} {_value(detail.get('object_repr'))}"
+    message = detail.get("change_message")
+    parts = []
+    if isinstance(message, list):
+        for item in message:
+            for verb, data in (item.items() if isinstance(item, dict) else []):
+                fields = data.get("fields") if isinstance(data, dict) else None
+                parts.append(f"{verb} {', '.join(fields)}" if fields else verb)
+    elif message:
+        parts.append(str(message))
+    return f"{text}: {'; '.join(parts)}" if parts else text
 
 
 def _value(value: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from django_bridge.tracking import tracked
+
 
 class Product(models.Model):
     sku = models.CharField(max_length=32, unique=True)
@@ -13,6 +15,8 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["sku"]
+        # Every INSERT, UPDATE, DELETE and TRUNCATE is recorded by PostgreSQL.
+        triggers = tracked()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sku})"
@@ -26,6 +30,9 @@ class Order(models.Model):
     # A payment token: it must never reach the audit log (excluded below).
     card_token = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        triggers = tracked(exclude=["card_token"])
 
     def __str__(self) -> str:
         return f"order {self.pk}: {self.quantity} x {self.product.sku}"

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from django_bridge.context import audit_context
 from shop.models import Order, Product
 
 PRODUCTS = [
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         password = os.environ.get("SHOP_ADMIN_PASSWORD")
         if not password:
             raise CommandError("set SHOP_ADMIN_PASSWORD to the admin user's password")
-        with transaction.atomic():
+        with audit_context("seed_shop", reason="manage.py seed_shop"), transaction.atomic():
             if not get_user_model().objects.filter(username=user).exists():
                 get_user_model().objects.create_superuser(user, f"{user}@example.com", password)
             for sku, name, price, stock in PRODUCTS:
