@@ -16,8 +16,7 @@ from .installer import installed_version
 EXIT_ERROR = 2
 
 _AGO = re.compile(r"^(\d+)\s*(s|m|min|h|d|w)$")
-_UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days",
-          "w": "weeks"}
+_UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def one_line(exc: psycopg.Error) -> str:
@@ -41,7 +40,9 @@ def connect(args: argparse.Namespace, autocommit: bool = True) -> psycopg.Connec
     except psycopg.Error as exc:
         # libpq may add hint lines and one line per address tried; the first says why.
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
-        raise PgAuditError(f"cannot connect: {lines[0].removeprefix('connection failed: ')}") from exc
+        raise PgAuditError(
+            f"cannot connect: {lines[0].removeprefix('connection failed: ')}"
+        ) from exc
     except ValueError as exc:  # a malformed connection string
         raise PgAuditError(f"cannot connect: {exc}") from exc
     conn.add_notice_handler(_warn)

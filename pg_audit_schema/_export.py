@@ -23,9 +23,24 @@ from ._common import connect, require_schema, time_arg
 
 BATCH = 2000
 FIELDS = [
-    "id", "occurred_at", "tx_started_at", "action", "outcome", "actor_id", "actor_name", "ip",
-    "user_agent", "request_id", "db_role", "application_name", "table_name", "row_key",
-    "old_values", "new_values", "detail", "txid",
+    "id",
+    "occurred_at",
+    "tx_started_at",
+    "action",
+    "outcome",
+    "actor_id",
+    "actor_name",
+    "ip",
+    "user_agent",
+    "request_id",
+    "db_role",
+    "application_name",
+    "table_name",
+    "row_key",
+    "old_values",
+    "new_values",
+    "detail",
+    "txid",
 ]
 QUERY = (
     "SELECT id, occurred_at, tx_started_at, action, outcome, actor_id, actor_name, ip::text AS ip, "
@@ -90,7 +105,9 @@ def jsonl_line(row: dict[str, Any]) -> str:
     return json.dumps(out, ensure_ascii=True, separators=(",", ":"), default=str)
 
 
-def rows(conn: psycopg.Connection, since: dt.datetime, until: dt.datetime) -> Iterator[dict[str, Any]]:
+def rows(
+    conn: psycopg.Connection, since: dt.datetime, until: dt.datetime
+) -> Iterator[dict[str, Any]]:
     """The events of [since, until), oldest id first, BATCH at a time from the server."""
     with conn.transaction(), conn.cursor("pg_audit_export", row_factory=dict_row) as cur:
         cur.itersize = BATCH
@@ -98,8 +115,9 @@ def rows(conn: psycopg.Connection, since: dt.datetime, until: dt.datetime) -> It
         yield from cur
 
 
-def write(out: TextIO, events: Iterator[dict[str, Any]], fmt: str,
-          progress: TextIO | None = None) -> int:
+def write(
+    out: TextIO, events: Iterator[dict[str, Any]], fmt: str, progress: TextIO | None = None
+) -> int:
     writer = csv.writer(out, lineterminator="\r\n") if fmt == "csv" else None
     if writer:
         writer.writerow(FIELDS)

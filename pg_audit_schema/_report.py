@@ -18,10 +18,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("report", help="summary of a period: actions, actors, bursts, privileges")
     p.add_argument("--since", help="start (timestamp, or 7d / 24h / 30m ago; default 1d)")
     p.add_argument("--until", help="end, exclusive (default: now)")
-    p.add_argument("--threshold", type=int, default=5,
-                   help="failed logins that make a burst (default 5)")
-    p.add_argument("--window", default="10 minutes",
-                   help="window of a burst (default '10 minutes')")
+    p.add_argument(
+        "--threshold", type=int, default=5, help="failed logins that make a burst (default 5)"
+    )
+    p.add_argument(
+        "--window", default="10 minutes", help="window of a burst (default '10 minutes')"
+    )
     p.set_defaults(func=command)
 
 
@@ -36,14 +38,16 @@ def _table(headers: list[str], rows: list[tuple[Any, ...]]) -> list[str]:
     ]
 
 
-def build(conn: psycopg.Connection, since: dt.datetime, until: dt.datetime,
-          threshold: int, window: str) -> str:
+def build(
+    conn: psycopg.Connection, since: dt.datetime, until: dt.datetime, threshold: int, window: str
+) -> str:
     span = [since, until]
     out = [f"pg-audit report from {since.isoformat()} to {until.isoformat()}", ""]
 
     rows = conn.execute(
         "SELECT action, count(*) FROM audit.event WHERE occurred_at >= %s AND occurred_at < %s "
-        "GROUP BY action ORDER BY count(*) DESC, action", span
+        "GROUP BY action ORDER BY count(*) DESC, action",
+        span,
     ).fetchall()
     total = sum(r[1] for r in rows)
     out += [f"Events by action ({total} in all)"] + _table(["action", "events"], rows) + [""]
@@ -52,7 +56,8 @@ def build(conn: psycopg.Connection, since: dt.datetime, until: dt.datetime,
         "SELECT coalesce(actor_name, actor_id, '(anonymous)'), db_role, count(*), "
         "count(*) FILTER (WHERE outcome = 'failure') "
         "FROM audit.event WHERE occurred_at >= %s AND occurred_at < %s "
-        "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s", [*span, TOP]
+        "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s",
+        [*span, TOP],
     ).fetchall()
     out += [f"Top actors (first {TOP})"] + _table(["actor", "db role", "events", "failures"], rows)
     out.append("")
@@ -61,33 +66,41 @@ def build(conn: psycopg.Connection, since: dt.datetime, until: dt.datetime,
         rows = conn.execute(
             "SELECT subject_kind, subject, max_in_window, failures, first_failure, last_failure, "
             "array_to_string(other_subjects, ', ') FROM audit.failed_login_bursts("
-            "threshold => %s, \"window\" => %s::interval, since => %s, \"until\" => %s)",
+            'threshold => %s, "window" => %s::interval, since => %s, "until" => %s)',
             [threshold, window, *span],
         ).fetchall()
     except psycopg.errors.InvalidDatetimeFormat as exc:
         from .errors import PgAuditError
 
         raise PgAuditError(f"--window: not an interval: {window!r}") from exc
-    out += [f"Failed-login bursts ({threshold} or more within {window})"] + _table(
-        ["kind", "subject", "most in window", "failures", "first", "last", "seen with"], rows
-    ) + [""]
+    out += (
+        [f"Failed-login bursts ({threshold} or more within {window})"]
+        + _table(
+            ["kind", "subject", "most in window", "failures", "first", "last", "seen with"], rows
+        )
+        + [""]
+    )
 
     rows = conn.execute(
         "SELECT occurred_at, privilege, change, grantee_kind || ' ' || coalesce(grantee_id, 'all'), "
         "object_id, coalesce(actor_name, actor_id), db_role, ip::text "
         "FROM audit.privilege_changes WHERE occurred_at >= %s AND occurred_at < %s "
-        "ORDER BY event_id", span
+        "ORDER BY event_id",
+        span,
     ).fetchall()
-    out += ["Privilege changes"] + _table(
-        ["when", "privilege", "change", "to", "object", "by", "db role", "from"], rows
-    ) + [""]
+    out += (
+        ["Privilege changes"]
+        + _table(["when", "privilege", "change", "to", "object", "by", "db role", "from"], rows)
+        + [""]
+    )
 
     rows = conn.execute(
         "SELECT table_name, count(*), count(*) FILTER (WHERE action = 'INSERT'), "
         "count(*) FILTER (WHERE action = 'UPDATE'), count(*) FILTER (WHERE action = 'DELETE'), "
         "count(*) FILTER (WHERE action = 'TRUNCATE') "
         "FROM audit.event WHERE occurred_at >= %s AND occurred_at < %s AND table_name IS NOT NULL "
-        "GROUP BY table_name ORDER BY 2 DESC, 1 LIMIT %s", [*span, TOP]
+        "GROUP BY table_name ORDER BY 2 DESC, 1 LIMIT %s",
+        [*span, TOP],
     ).fetchall()
     out += [f"Busiest tables (first {TOP})"] + _table(
         ["table", "events", "insert", "update", "delete", "truncate"], rows

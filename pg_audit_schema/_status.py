@@ -115,12 +115,14 @@ def collect(conn: psycopg.Connection) -> Status:
         )
     }
     missing = [
-        g for g in ("audit_guard_ddl_start", "audit_guard_ddl_end", "audit_guard_drop")
+        g
+        for g in ("audit_guard_ddl_start", "audit_guard_ddl_end", "audit_guard_drop")
         if guards.get(g) != "A"
     ]
     if missing:
         st.warnings.append(
-            "DDL guards missing or not ENABLE ALWAYS: " + ", ".join(missing)
+            "DDL guards missing or not ENABLE ALWAYS: "
+            + ", ".join(missing)
             + " (install as a superuser to add them)"
         )
     if _default_partition_has_rows(conn):
@@ -159,7 +161,8 @@ def render(st: Status) -> str:
         + (" (up to date)" if st.installed >= st.available else " (upgrade needed)"),
         f"events:   {'~' if st.events_estimated else ''}{st.events:,} "
         f"({_size(st.size_bytes)} with indexes)",
-        "newest:   " + (f"#{st.newest[0]} {st.newest[2]} at {st.newest[1]}" if st.newest else "none"),
+        "newest:   "
+        + (f"#{st.newest[0]} {st.newest[2]} at {st.newest[1]}" if st.newest else "none"),
         f"tracked:  {len(st.tracked)} table{'s' if len(st.tracked) != 1 else ''}",
     ]
     for name, excluded in st.tracked:

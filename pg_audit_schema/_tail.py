@@ -35,13 +35,19 @@ COLUMNS = (
 
 def register(sub: Any) -> None:
     p = sub.add_parser("tail", help="follow new events live (LISTEN/NOTIFY)")
-    p.add_argument("--action", help="only these actions (comma-separated, e.g. LOGIN_FAILED,DELETE)")
+    p.add_argument(
+        "--action", help="only these actions (comma-separated, e.g. LOGIN_FAILED,DELETE)"
+    )
     p.add_argument("--actor", help="only events whose actor id or actor name is this")
     p.add_argument("--table", help="only events of this table (schema.table, or table)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--limit", type=int, default=0, help="stop after this many events")
-    p.add_argument("--timeout", type=float, default=0,
-                   help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=0,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
     p.set_defaults(func=command)
 
 
@@ -51,8 +57,9 @@ def clean(value: object) -> str:
     text = str(value)
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def _compact(value: object) -> str:

@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("install", help=f"install or upgrade the audit schema (to version "
-                                       f"{latest_version()})")
+    p = sub.add_parser(
+        "install", help=f"install or upgrade the audit schema (to version {latest_version()})"
+    )
     p.set_defaults(func=_install)
     p = sub.add_parser("upgrade", help="apply the schema steps an installed database lacks")
     p.set_defaults(func=_install)
@@ -88,8 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("track", help="capture INSERT, UPDATE, DELETE and TRUNCATE of a table")
     p.add_argument("table", help="table name, schema-qualified if not on the search_path")
-    p.add_argument("--exclude", metavar="COL,...",
-                   help="columns that never reach the log (password hashes, tokens)")
+    p.add_argument(
+        "--exclude",
+        metavar="COL,...",
+        help="columns that never reach the log (password hashes, tokens)",
+    )
     p.set_defaults(func=_track)
     p = sub.add_parser("untrack", help="stop capturing a table (its past events stay)")
     p.add_argument("table")

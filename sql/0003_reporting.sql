@@ -156,7 +156,7 @@ CROSS JOIN LATERAL (
                ->> CASE e.table_name WHEN 'public.auth_group_permissions' THEN 'group_id' ELSE 'user_id' END,
            coalesce(e.new_values, e.old_values)
                ->> CASE e.table_name WHEN 'public.auth_user_groups' THEN 'group_id' ELSE 'permission_id' END
-    WHERE e.table_name <> 'public.auth_user'
+    WHERE e.table_name <> 'public.auth_user' AND e.action IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
 ) p
 -- The predicate of audit.event_privilege_idx, word for word, so the planner uses it.
 WHERE e.table_name IN ('public.auth_user_groups', 'public.auth_user_user_permissions',
