@@ -9,13 +9,15 @@ log must be exactly as it was afterwards.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
-if TYPE_CHECKING:
-    from conftest import Database
+from conftest import Database, PgServer
 
 DENIED = "42501"
 # The privilege system answers for roles without rights on the object.
@@ -23,6 +25,40 @@ NO_PRIVILEGE = (r"permission denied for (table|schema|relation|function)|must be
                 r"|permission denied to drop objects")
 APPEND_ONLY = r"^pg-audit: (UPDATE|DELETE|TRUNCATE) on audit\.event\w* is not allowed: the audit log is append-only$"
 GUARDED = r"^pg-audit: \S+ may not change .+: audit objects and capture triggers are guarded$"
+
+
+# One database for the module, the public schema emptied before each test:
+# CREATE DATABASE per test was most of this file's run time. Attacks compare the
+# whole log before and after, so earlier tests' events do not matter.
+_since = [0]
+
+
+@pytest.fixture(scope="module")
+def db(pg_server: PgServer, template_db: str, roles: dict[str, str]) -> Iterator[Database]:
+    name = f"{template_db.removesuffix('_template')}_{os.getpid()}_{__name__.rsplit('.', 1)[-1]}"
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template_db)))
+        for role in roles.values():
+            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(role)))
+    yield Database(pg_server, name)
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_public_schema(db: Database, roles: dict[str, str]) -> None:
+    with db.connect() as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS evil CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        for role in roles.values():
+            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
+        _since[0] = row[0] if row else 0
 
 
 def snapshot(db: Database) -> list[Any]:
@@ -54,7 +90,7 @@ def logged(db: Database, roles: dict[str, str]) -> Database:
         conn.execute(
             "INSERT INTO audit.event (action, occurred_at) VALUES ('LEGACY', '2000-01-01')"
         )
-        assert conn.execute("SELECT count(*) FROM audit.event_default").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) > 0 FROM audit.event_default").fetchone() == (True,)
     return db
 
 
@@ -305,7 +341,8 @@ def test_search_path_tricks_do_not_reach_the_definer_functions(
     db: Database, roles: dict[str, str]
 ) -> None:
     with db.connect() as conn:
-        conn.execute("GRANT CREATE ON DATABASE {} TO {}".format(db.name, roles["app"]))
+        conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(db.name), sql.Identifier(roles["app"])))
     with db.connect(roles["app"]) as conn:
         conn.execute(EVIL_SCHEMA)
         conn.execute("CREATE TABLE public.account (id int PRIMARY KEY, name text)")
@@ -326,7 +363,7 @@ def test_search_path_tricks_do_not_reach_the_definer_functions(
     with db.connect() as conn:
         rows = conn.execute(
             "SELECT action, actor_id, actor_name, detail FROM audit.event "
-            "WHERE action <> 'TRACKING_ENABLED' ORDER BY id"
+            "WHERE action <> 'TRACKING_ENABLED' AND id > %s ORDER BY id", [_since[0]]
         ).fetchall()
     assert rows == [
         ("LOGIN", "u1", "Ann", {"a": 1, "ip_raw": "bad ip"}),
@@ -413,7 +450,8 @@ def test_disable_tracking_is_the_way_out_and_is_recorded(
     assert capture_triggers(tracked) == []
     with tracked.connect() as conn:
         assert conn.execute(
-            "SELECT action, table_name, db_role FROM audit.event ORDER BY id"
+            "SELECT action, table_name, db_role FROM audit.event WHERE id > %s ORDER BY id",
+            [_since[0]]
         ).fetchall() == [
             ("TRACKING_ENABLED", "public.account", roles["app"]),
             ("TRACKING_DISABLED", "public.account", roles["app"]),
