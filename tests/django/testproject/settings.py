@@ -6,6 +6,8 @@ PostgreSQL server (the pg_server fixture) before the test database is created.
 
 from __future__ import annotations
 
+import os
+
 SECRET_KEY = "pg-audit-tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -60,6 +62,17 @@ DATABASES = {
         "CONN_MAX_AGE": 60,
     }
 }
+
+# manage.py runs against any database (the install tests): PG_AUDIT_DJANGO_DSN.
+if os.environ.get("PG_AUDIT_DJANGO_DSN"):
+    from psycopg.conninfo import conninfo_to_dict
+
+    _params = conninfo_to_dict(os.environ["PG_AUDIT_DJANGO_DSN"])
+    DATABASES["default"].update(
+        NAME=_params.get("dbname", ""), HOST=_params.get("host", ""),
+        PORT=str(_params.get("port", "")), USER=_params.get("user", ""),
+        PASSWORD=_params.get("password", ""),
+    )
 
 # Fast hashing: the tests log in many times.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
