@@ -52,6 +52,14 @@ ATTACK_SQL = "DELETE FROM audit.event"
 
 Say = Callable[[str], None]
 
+# What an auditor would ask first, all open to audit_reader.
+INVESTIGATIONS = (
+    "SELECT * FROM audit.auth_events;",
+    "SELECT * FROM audit.column_changes WHERE action = 'UPDATE';",
+    "SELECT * FROM audit.last_change('shop_product', '{\"id\": 1}', 'price');",
+    "SELECT * FROM audit.row_history('shop_product', '{\"id\": 2}');",
+)
+
 
 def register(subparsers: Any) -> None:
     """Add the ``demo`` subcommand to the ``pg-audit`` parser."""
@@ -488,8 +496,9 @@ def _print_trail(server: Server, say: Say) -> None:
         say(line)
     failed = [r for r in rows if r[1] == "LOGIN_FAILED"]
     if failed and failed[0][6] is not None:
-        say(f"\nThe failed login was recorded from {failed[0][6]}, the real client: the forged "
-            f"X-Forwarded-For ({SPOOFED_IP}) came from no trusted proxy.")
+        say("\n" + textwrap.fill(
+            f"The failed login was recorded from {failed[0][6]}, the real client: the forged "
+            f"X-Forwarded-For ({SPOOFED_IP}) came from no trusted proxy.", width))
 
 
 def _terminal_width() -> int:
@@ -581,19 +590,21 @@ def _value(value: Any) -> str:
 
 
 def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say: Say) -> None:
-    say("Look at it yourself" + ("" if serve else
-                                  " (start the demo with --serve to keep it running)"))
+    if serve:
+        say("Look at it yourself, while this runs:")
+    else:
+        say("Look at it yourself: run `pg-audit demo --serve` (or `make demo` with "
+            "`.venv/bin/pg-audit demo --serve`),\nwhich keeps the site and the database "
+            "up and prints commands like these:")
     conninfo = (f"host={server.socket_dir} port={server.port} dbname={DB_NAME} "
                 f"user={READER_ROLE}")
-    psql = f'{server.tool("psql")} "{conninfo}"'
-    say(f"  psql:   {psql}")
-    say("          then: SELECT * FROM audit.event ORDER BY id;")
-    say("                SELECT * FROM audit.row_history('shop_product', '{\"id\": 1}');")
+    say(f'  psql:   {server.tool("psql")} "{conninfo}"')
+    say("          then try:")
+    for query in INVESTIGATIONS:
+        say(f"            {query}")
     say(f"  admin:  {url}/admin/django_bridge/auditevent/")
     if serve:
         say(f"          user {ADMIN_USER}, password {password}")
-    else:
-        say(f"          (as {ADMIN_USER}; --serve prints the password)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import pytest
 
 from pg_audit_schema.demo import (
     APP_ROLE,
+    INVESTIGATIONS,
     READER_ROLE,
     SPOOFED_IP,
     Browser,
@@ -176,6 +177,12 @@ def test_serve_keeps_site_and_database_up_until_ctrl_c(
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 5
+    # So do the investigation queries it suggests, as the reader it connects as.
+    for query in INVESTIGATIONS:
+        assert query in output
+        done = subprocess.run([*psql, "-XAt", "-v", "ON_ERROR_STOP=1", "-c", query],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0 and done.stdout.strip(), (query, done.stderr)
     # The admin's audit viewer, as the superuser the demo printed, reads the same trail.
     alice = Browser(url)
     alice.get("/admin/login/")

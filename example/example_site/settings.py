@@ -75,7 +75,7 @@ DATABASES = {
         **_DB,
         "USER": os.environ.get("DB_USER", "shop_app"),
         "PASSWORD": os.environ.get("DB_PASSWORD", ""),
-        # One transaction per request: the audit context is transaction-local.
+        # One transaction per request: its changes and their events commit together.
         "ATOMIC_REQUESTS": True,
     },
     # The admin's audit viewer reads through a login that holds audit_reader only.
