@@ -118,8 +118,9 @@ class _Filter:
 
 def follow(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     wanted = _Filter(args)
+    # notifies() keeps what arrives between its calls (psycopg >= 3.2, without
+    # notify handlers), so a notice that comes during a fetch is not lost.
     woken = [False]
-    conn.add_notify_handler(lambda _n: woken.__setitem__(0, True))
     conn.execute(f"LISTEN {CHANNEL}")
     # Everything committed before LISTEN took effect is history, not news.
     row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()

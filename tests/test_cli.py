@@ -1,0 +1,366 @@
+"""The ``pg-audit`` command line against a real server: in-process through
+``main([...])``, and once through the installed console script."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pg_audit_schema.cli import main
+from pg_audit_schema._export import csv_cell
+
+SCRIPT = Path(sys.executable).parent / "pg-audit"
+
+
+def run(capsys: pytest.CaptureFixture[str], dsn: str, *argv: str) -> tuple[int, str, str]:
+    code = main(["--dsn", dsn, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pg-audit: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_install_then_install_again_then_upgrade(
+    empty_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = empty_db.conninfo()
+    code, out, err = run(capsys, dsn, "upgrade")
+    assert_one_line_error(code, err, "not installed", "pg-audit install")
+    code, out, _ = run(capsys, dsn, "install")
+    assert code == 0 and "to version" in out and "0003_reporting" in out
+    code, out, _ = run(capsys, dsn, "install")
+    assert code == 0 and "nothing to do" in out
+    code, out, _ = run(capsys, dsn, "upgrade")
+    assert code == 0 and "nothing to do" in out
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM audit.event").fetchone() == (0,)
+
+
+def test_status_reports_versions_tracking_roles_and_no_warning_when_healthy(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY, secret text)")
+        app.execute("SELECT audit.enable_tracking('t', '{secret}')")
+        app.execute("INSERT INTO t VALUES (1, 'x')")
+    code, out, err = run(capsys, db.conninfo(roles["reader"]), "status")
+    assert code == 0, err
+    assert "version 4 installed, 4 available (up to date)" in out
+    assert "public.t (excluded: secret)" in out
+    assert "events:   2 " in out  # TRACKING_ENABLED and the INSERT
+    assert "INSERT at" in out
+    assert f"audit_reader: {roles['reader']}" in out
+    assert f"audit_writer: {roles['app']}" in out
+    # The fixture's deliberately misconfigured login is the only thing to warn about.
+    assert f"warnings: 1\n  ! login role {roles['ownermember']} holds audit_owner" in out
+
+
+def test_status_warns_about_what_weakens_the_trail(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        app.execute("SELECT audit.enable_tracking('t')")
+        app.execute("ALTER TABLE t DROP CONSTRAINT t_pkey")
+    with db.connect() as su:  # only a superuser gets past the DDL guard
+        su.execute("ALTER TABLE t ENABLE TRIGGER audit_capture_update")
+        su.execute("ALTER EVENT TRIGGER audit_guard_drop DISABLE")
+    code, out, _ = run(capsys, db.conninfo(), "status")
+    assert code == 0
+    warnings = out.split("warnings:", 1)[1]
+    assert "capture triggers of public.t are not ENABLE ALWAYS" in warnings
+    assert "public.t has no primary key" in warnings
+    assert "connected as superuser" in warnings
+    assert f"login role {roles['ownermember']} holds audit_owner" in warnings
+    assert "audit_guard_drop" in warnings
+
+
+def test_track_and_untrack(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dsn = db.conninfo(roles["app"])
+    with db.connect(roles["app"]) as app, db.connect() as su:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY, token text, note text)")
+        code, out, _ = run(capsys, dsn, "track", "t", "--exclude", "token, note")
+        assert code == 0 and "tracking public.t" in out and "token" in out
+        app.execute("INSERT INTO t VALUES (1, 'secret', 'n')")
+        assert su.execute(
+            "SELECT new_values FROM audit.event WHERE action = 'INSERT'"
+        ).fetchone() == ({"id": 1},)
+        code, out, _ = run(capsys, dsn, "untrack", "t")
+        assert code == 0 and "no longer tracking public.t" in out
+        app.execute("INSERT INTO t VALUES (2, 'secret', 'n')")
+        assert su.execute(
+            "SELECT count(*) FROM audit.event WHERE action = 'INSERT'"
+        ).fetchone() == (1,)
+    code, _, err = run(capsys, dsn, "track", "nosuchtable")
+    assert_one_line_error(code, err, "nosuchtable", "does not exist")
+    code, _, err = run(capsys, dsn, "track", "t", "--exclude", "nosuchcolumn")
+    assert_one_line_error(code, err, "no column")
+
+
+def test_expected_failures_are_one_line_with_a_non_zero_exit(
+    db: Any, empty_db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "host=/nonexistent-socket-dir port=1 dbname=x connect_timeout=2", "status"
+    )
+    assert_one_line_error(code, err, "cannot connect")
+    code, _, err = run(capsys, "this is not a dsn", "status")
+    assert_one_line_error(code, err, "cannot connect")
+    for command in (["status"], ["report"], ["export"], ["tail", "--timeout", "1"]):
+        code, _, err = run(capsys, empty_db.conninfo(), *command)
+        assert_one_line_error(code, err, "not installed")
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    code, _, err = run(capsys, db.conninfo(roles["reader"]), "track", "t")
+    assert_one_line_error(code, err, "permission denied")
+    code, _, err = run(capsys, db.conninfo(roles["reader"]), "install")
+    assert_one_line_error(code, err)
+    code, _, err = run(capsys, db.conninfo(roles["stranger"]), "status")
+    assert_one_line_error(code, err, "permission denied", "audit_reader")
+    code, _, err = run(capsys, db.conninfo(roles["stranger"]), "export")
+    assert_one_line_error(code, err, "permission denied")
+    code, _, err = run(capsys, db.conninfo(), "report", "--since", "not a time")
+    assert_one_line_error(code, err, "--since", "not a time")
+
+
+def test_report_summarises_a_period(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
+        app.execute("SELECT audit.enable_tracking('t')")
+        with app.transaction():
+            app.execute(
+                "SELECT audit.set_context(actor_id => '7', actor_name => 'alice', "
+                "ip => '192.0.2.1')"
+            )
+            app.execute("INSERT INTO t SELECT g, 0 FROM generate_series(1, 3) g")
+            app.execute("UPDATE t SET v = 1 WHERE id = 1")
+        with app.transaction():
+            app.execute("SELECT audit.set_context(ip => '203.0.113.5')")
+            app.execute(
+                "SELECT audit.log_event('LOGIN_FAILED', detail => '{\"username\": \"bob\"}') "
+                "FROM generate_series(1, 6)"
+            )
+    code, out, err = run(capsys, db.conninfo(roles["reader"]), "report", "--since", "1h")
+    assert code == 0, err
+    assert "Events by action (11 in all)" in out
+    assert "LOGIN_FAILED      6" in out or "LOGIN_FAILED  6" in out.replace("      ", "  ")
+    assert "alice" in out
+    bursts = out.split("Failed-login bursts", 1)[1].split("Privilege changes", 1)[0]
+    assert "bob" in bursts and "203.0.113.5" in bursts
+    busiest = out.split("Busiest tables", 1)[1]
+    assert "public.t" in busiest
+    code, out, _ = run(
+        capsys,
+        db.conninfo(roles["reader"]),
+        "report",
+        "--since",
+        "2000-01-01",
+        "--until",
+        "2000-01-02",
+    )
+    assert code == 0 and "(0 in all)" in out
+
+
+HOSTILE = [
+    '=HYPERLINK("http://evil","x")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    "\tTAB",
+    "line one\r\nforged,line",
+    "sep\u2028arated",
+    "back\\slash",
+]
+
+
+def _hostile_events(db: Any, roles: dict[str, str]) -> None:
+    with db.connect(roles["app"]) as app:
+        for i, text in enumerate(HOSTILE):
+            with app.transaction():
+                app.execute(
+                    "SELECT audit.set_context(actor_id => %s, actor_name => %s, user_agent => %s)",
+                    [str(i), text, text],
+                )
+                app.execute(
+                    "SELECT audit.log_event('LOGIN', detail => jsonb_build_object('x', %s::text))",
+                    [text],
+                )
+
+
+def test_export_csv_is_safe_against_injection(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _hostile_events(db, roles)
+    code, out, err = run(
+        capsys, db.conninfo(roles["reader"]), "export", "--format", "csv", "--since", "1h"
+    )
+    assert code == 0, err
+    physical = out.split("\r\n")
+    assert physical[-1] == ""
+    assert len(physical) - 1 == len(HOSTILE) + 1  # header + one line per event
+    for line in physical[:-1]:
+        assert "\n" not in line and "\r" not in line and "\u2028" not in line
+    records = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert len(records) == len(HOSTILE)
+    for record in records:
+        for cell in record.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+    names = [r["actor_name"] for r in records]
+    assert names[0].startswith("'=HYPERLINK")
+    assert names[5] == "line one\\r\\nforged,line"
+    assert names[7] == "back\\\\slash"
+    assert "'" + "=HYPERLINK" not in records[0]["detail"]  # JSON cells start with {
+
+
+def test_csv_cell_neutralises_every_formula_start() -> None:
+    for text in HOSTILE:
+        cell = csv_cell(text)
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+        assert cell.isprintable()
+    assert csv_cell({"a": "x\u2028y"}) == '{"a":"x\\u2028y"}'
+    assert csv_cell(None) == ""
+
+
+def test_export_jsonl_streams_every_event_one_per_line(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _hostile_events(db, roles)
+    with db.connect(roles["app"]) as app:
+        # More than one batch of the server-side cursor.
+        app.execute(
+            "SELECT audit.log_event('PING', detail => jsonb_build_object('n', g)) "
+            "FROM generate_series(1, 4500) g"
+        )
+    target = tmp_path / "events.jsonl"
+    code, _, err = run(
+        capsys, db.conninfo(roles["reader"]), "export", "--since", "1h", "-o", str(target)
+    )
+    assert code == 0, err
+    assert "4508 events exported" in err
+    text = target.read_text(encoding="utf-8")
+    lines = text.splitlines()  # splits at U+2028 too: it must not occur raw
+    assert len(lines) == 4500 + len(HOSTILE)
+    events = [json.loads(line) for line in lines]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert events[5]["actor_name"] == HOSTILE[5]
+    assert events[6]["actor_name"] == HOSTILE[6]
+
+
+def _insert_until_done(
+    db: Any, roles: dict[str, str], done: threading.Event | Any, action: str = "LOGIN"
+) -> None:
+    with db.connect(roles["app"]) as app:
+        for i in range(200):
+            if done():
+                return
+            app.execute("SELECT audit.log_event('NOISE', actor_id => 'x')")
+            app.execute(
+                "SELECT audit.log_event(%s, actor_id => 'carol', detail => "
+                "jsonb_build_object('n', %s::int))",
+                [action, i],
+            )
+            time.sleep(0.1)
+
+
+def test_tail_prints_an_event_committed_by_another_connection(
+    db: Any, roles: dict[str, str]
+) -> None:
+    out = io.StringIO()
+    result: list[int] = []
+
+    def follow() -> None:
+        with contextlib.redirect_stdout(out):
+            result.append(
+                main(
+                    [
+                        "--dsn",
+                        db.conninfo(roles["reader"]),
+                        "tail",
+                        "--action",
+                        "login",
+                        "--actor",
+                        "carol",
+                        "--limit",
+                        "2",
+                        "--timeout",
+                        "30",
+                    ]
+                )
+            )
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    _insert_until_done(db, roles, lambda: not thread.is_alive())
+    thread.join(35)
+    assert result == [0]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert " LOGIN(success) by carol " in line and "NOISE" not in line
+
+
+def test_tail_stops_at_its_timeout_with_nothing_to_show(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, db.conninfo(roles["reader"]), "tail", "--timeout", "0.5")
+    assert code == 0 and out == ""
+
+
+def test_console_script_tail_json_and_status_with_pg_environment(
+    db: Any, roles: dict[str, str], pg_server: Any
+) -> None:
+    assert SCRIPT.exists(), SCRIPT
+    env = pg_server.libpq_env(db.name, roles["reader"])
+    proc = subprocess.Popen(
+        [str(SCRIPT), "tail", "--json", "--limit", "1", "--timeout", "30"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _insert_until_done(db, roles, lambda: proc.poll() is not None, action="LOGOUT")
+    out, err = proc.communicate(timeout=35)
+    assert proc.returncode == 0, err
+    # NOISE events come first in each round, but --limit 1 may see either: parse it.
+    event = json.loads(out.strip().splitlines()[0])
+    assert event["action"] in {"NOISE", "LOGOUT"} and event["db_role"] == roles["app"]
+
+    status = subprocess.run(
+        [str(SCRIPT), "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert status.returncode == 0, status.stderr
+    assert "installed" in status.stdout
+    bad = subprocess.run(
+        [str(SCRIPT), "status"],
+        env={**env, "PGDATABASE": "no_such_db_x"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("pg-audit: cannot connect")
+    assert os.linesep == "\n" or True
