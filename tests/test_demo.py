@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,6 +197,22 @@ def test_serve_keeps_site_and_database_up_until_ctrl_c(
     rest, _ = demo.communicate(timeout=60)
     assert demo.returncode == 0, output + rest
     _assert_nothing_left(output + rest)
+
+
+def test_demo_failing_midway_says_why_and_leaves_nothing_running() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([*DEMO, "--port", str(port)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("pg-audit: the example site exited at start")
+    assert "already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    root = _server_root(done.stdout)
+    assert not Path(root).exists()
+    assert _processes_mentioning(root) == []
 
 
 # ---------------------------------------------------------------------------
