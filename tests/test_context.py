@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-
 from conftest import Database, PgServer
+from psycopg import sql
 
 FIELDS = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
 BOUNDS = {"actor_id": 256, "actor_name": 256, "user_agent": 512, "request_id": 128}
@@ -28,7 +27,8 @@ _since = [0]
 def db(pg_server: PgServer, template_db: str, roles: dict[str, str]) -> Iterator[Database]:
     name = f"{template_db.removesuffix('_template')}_{os.getpid()}_{__name__.rsplit('.', 1)[-1]}"
     with pg_server.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template_db)))
         for role in roles.values():
@@ -46,7 +46,8 @@ def _fresh_public_schema(db: Database, roles: dict[str, str]) -> None:
         conn.execute("CREATE SCHEMA public")
         conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
         for role in roles.values():
-            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
         row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
         _since[0] = row[0] if row else 0
 
@@ -107,7 +108,8 @@ def test_context_of_one_transaction_is_absent_in_the_next_on_the_same_connection
     db: Database, app: psycopg.Connection
 ) -> None:
     with app.transaction():
-        app.execute("SELECT audit.set_context(actor_id => '1', actor_name => 'Ann', ip => '10.0.0.1', "
+        app.execute("SELECT audit.set_context(actor_id => '1', actor_name => 'Ann', "
+                    "ip => '10.0.0.1', "
                     "user_agent => 'ua', request_id => 'r1')")
         app.execute("INSERT INTO note VALUES (1, 'x')")
     app.execute("INSERT INTO note VALUES (2, 'y')")  # autocommit: its own transaction
@@ -123,7 +125,8 @@ def test_context_of_one_transaction_is_absent_in_the_next_on_the_same_connection
     recorded = [ctx(e) for e in events(db)]
     assert recorded[0] == ("1", "Ann", "10.0.0.1", "ua", "r1")
     assert recorded[1:] == [(None,) * 5] * 5
-    assert app.execute("SELECT current_setting('audit.actor_id', true)").fetchone() in [("",), (None,)]
+    left = app.execute("SELECT current_setting('audit.actor_id', true)").fetchone()
+    assert left in [("",), (None,)]
 
 
 def test_without_context_a_dba_in_psql_is_still_named(
@@ -191,8 +194,9 @@ def test_log_event_detail_over_64_kib_is_kept_as_a_marked_head(
 ) -> None:
     fits = {"note": "a" * 60000}
     huge = {"note": "b" * 100000}
-    app.execute("SELECT audit.log_event(action => 'EXPORT', detail => %s::jsonb)", [json.dumps(fits)])
-    app.execute("SELECT audit.log_event(action => 'EXPORT', detail => %s::jsonb)", [json.dumps(huge)])
+    for detail in (fits, huge):
+        app.execute("SELECT audit.log_event(action => 'EXPORT', detail => %s::jsonb)",
+                    [json.dumps(detail)])
     kept, cut = (e["detail"] for e in events(db))
     assert kept == fits
     assert cut["truncated"] is True
@@ -266,6 +270,7 @@ def test_log_event_outcome_defaults_and_validation(db: Database, app: psycopg.Co
     assert [e["id"] for e in recorded] == ids
     assert [e["outcome"] for e in recorded] == [
         "success", "success", "failure", "failure", None, "failure"]
-    with pytest.raises(psycopg.errors.InvalidParameterValue, match="outcome must be success or failure"):
+    with pytest.raises(psycopg.errors.InvalidParameterValue,
+                       match="outcome must be success or failure"):
         app.execute("SELECT audit.log_event(action => 'LOGIN', outcome => 'maybe')")
     assert len(events(db)) == 6

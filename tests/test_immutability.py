@@ -8,22 +8,22 @@ log must be exactly as it was afterwards.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-
 from conftest import Database, PgServer
+from psycopg import sql
 
 DENIED = "42501"
 # The privilege system answers for roles without rights on the object.
 NO_PRIVILEGE = (r"permission denied for (table|schema|relation|function)|must be owner of"
                 r"|permission denied to drop objects")
-APPEND_ONLY = r"^pg-audit: (UPDATE|DELETE|TRUNCATE) on audit\.event\w* is not allowed: the audit log is append-only$"
+APPEND_ONLY = (r"^pg-audit: (UPDATE|DELETE|TRUNCATE) on audit\.event\w* is not allowed: "
+               r"the audit log is append-only$")
 GUARDED = r"^pg-audit: \S+ may not change .+: audit objects and capture triggers are guarded$"
 
 
@@ -37,7 +37,8 @@ _since = [0]
 def db(pg_server: PgServer, template_db: str, roles: dict[str, str]) -> Iterator[Database]:
     name = f"{template_db.removesuffix('_template')}_{os.getpid()}_{__name__.rsplit('.', 1)[-1]}"
     with pg_server.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template_db)))
         for role in roles.values():
@@ -56,7 +57,8 @@ def _fresh_public_schema(db: Database, roles: dict[str, str]) -> None:
         conn.execute("CREATE SCHEMA public")
         conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
         for role in roles.values():
-            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
         row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
         _since[0] = row[0] if row else 0
 
@@ -159,7 +161,9 @@ def test_replica_session_role_skips_no_append_only_trigger(logged: Database) -> 
     assert snapshot(logged) == before
 
 
-def test_non_superusers_cannot_switch_to_replica_mode(logged: Database, roles: dict[str, str]) -> None:
+def test_non_superusers_cannot_switch_to_replica_mode(
+    logged: Database, roles: dict[str, str]
+) -> None:
     for short in ("app", "reader", "stranger", "ownermember"):
         with logged.connect(roles[short]) as conn:
             refused(conn, "SET session_replication_role = replica",
@@ -294,19 +298,23 @@ def test_writer_functions_are_closed_to_public_and_the_reader(
     with logged.connect(roles["app"]) as conn:
         # The writer may log and set context, never write arbitrary events or DDL.
         for call in calls[2:6]:
-            refused(conn, call, r"^permission denied for function (append_event|create_partitions|protect_table)$")
+            refused(conn, call, r"^permission denied for function "
+                                r"(append_event|create_partitions|protect_table)$")
     assert snapshot(logged) == before
     with logged.connect() as conn:
         public_exec = conn.execute(
             "SELECT p.oid::regprocedure::text FROM pg_proc p "
             "WHERE p.pronamespace = 'audit'::regnamespace "
             "AND has_function_privilege('public', p.oid, 'EXECUTE') "
-            "AND (p.prosecdef OR p.proname IN ('set_context', 'enable_tracking', 'disable_tracking'))"
+            "AND (p.prosecdef "
+            "     OR p.proname IN ('set_context', 'enable_tracking', 'disable_tracking'))"
         ).fetchall()
     assert public_exec == []
 
 
-def test_trigger_functions_cannot_be_called_directly(logged: Database, roles: dict[str, str]) -> None:
+def test_trigger_functions_cannot_be_called_directly(
+    logged: Database, roles: dict[str, str]
+) -> None:
     with logged.connect(roles["app"]) as conn:
         refused(conn, "SELECT audit.capture()", r"trigger functions can only be called as triggers",
                 sqlstate="0A000")
@@ -352,8 +360,10 @@ def test_search_path_tricks_do_not_reach_the_definer_functions(
         conn.execute("CREATE FUNCTION pg_temp.left(text, integer) RETURNS text LANGUAGE sql "
                      "AS $$SELECT 'temp code ran'$$")
         with conn.transaction():
-            conn.execute("SELECT set_config('search_path', 'pg_temp, evil, pg_catalog, public', true)")
-            conn.execute("SELECT audit.set_context(actor_id => 'u1', actor_name => 'Ann', ip => 'bad ip')")
+            conn.execute("SELECT set_config('search_path', "
+                         "'pg_temp, evil, pg_catalog, public', true)")
+            conn.execute("SELECT audit.set_context(actor_id => 'u1', actor_name => 'Ann', "
+                         "ip => 'bad ip')")
             conn.execute("SELECT audit.log_event(action => 'LOGIN', actor_name => 'Ann', "
                          "detail => '{\"a\": 1}')")
             conn.execute("INSERT INTO account VALUES (1, 'a'), (2, 'b')")
@@ -434,7 +444,8 @@ def test_table_owner_cannot_rename_or_replace_capture_triggers(
             "REFERENCING OLD TABLE AS audit_old NEW TABLE AS audit_new "
             "FOR EACH STATEMENT EXECUTE FUNCTION audit.capture('{name}')",
             # A second capture under another name forges events for the table.
-            "CREATE TRIGGER other AFTER INSERT ON public.account REFERENCING NEW TABLE AS audit_new "
+            "CREATE TRIGGER other AFTER INSERT ON public.account "
+            "REFERENCING NEW TABLE AS audit_new "
             "FOR EACH STATEMENT EXECUTE FUNCTION audit.capture('{}')",
         ]:
             refused(conn, statement, GUARDED)
@@ -473,7 +484,9 @@ def test_the_untracking_flag_is_forgeable_by_the_table_owner(
         "audit_capture_delete", "audit_capture_insert", "audit_capture_truncate"]
 
 
-def test_other_roles_cannot_touch_capture_triggers(tracked: Database, roles: dict[str, str]) -> None:
+def test_other_roles_cannot_touch_capture_triggers(
+    tracked: Database, roles: dict[str, str]
+) -> None:
     for short in ("reader", "stranger", "ownermember"):
         with tracked.connect(roles[short]) as conn:
             for statement in [

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def psql_install(server: PgServer, dbname: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [server.tool("psql"), "-X", "-v", "ON_ERROR_STOP=1", "-f", str(ROOT / "sql" / "install.sql")],
+        [server.tool("psql"), "-X", "-v", "ON_ERROR_STOP=1",
+         "-f", str(ROOT / "sql" / "install.sql")],
         check=True, capture_output=True, text=True, env=server.libpq_env(dbname),
     )
 
@@ -94,7 +95,8 @@ SELECT 'function', p.oid::regprocedure::text, md5(p.prosrc), p.proconfig::text,
 FROM pg_proc p WHERE p.pronamespace = 'audit'::regnamespace
 UNION ALL
 SELECT 'trigger', t.tgrelid::regclass::text, t.tgname::text, t.tgenabled::text,
-       t.tgfoid::regprocedure::text, encode(t.tgargs, 'escape'), obj_description(t.oid, 'pg_trigger')
+       t.tgfoid::regprocedure::text, encode(t.tgargs, 'escape'),
+       obj_description(t.oid, 'pg_trigger')
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
 WHERE c.relnamespace = 'audit'::regnamespace
 UNION ALL
@@ -186,7 +188,8 @@ WHERE a.attrelid = 'audit.event'::regclass AND a.attnum > 0 AND NOT a.attisdropp
   AND col_description(a.attrelid, a.attnum) IS NULL
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text
-FROM pg_proc p WHERE p.pronamespace = 'audit'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+FROM pg_proc p
+WHERE p.pronamespace = 'audit'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
 UNION ALL
 SELECT 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass::text
 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
