@@ -19,18 +19,13 @@ import itertools
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 
-import psycopg
 import pytest
+from pgtest import PASSWORD, PREFIX, Database, PgServer
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from pg_audit_schema import install
 from pg_audit_schema.embedded import temporary_server
-
-PREFIX = "pgaudit_test"
-PASSWORD = "pgaudit-test-password"
 
 # Login roles the tests act as. None of them is a superuser.
 ROLE_GRANTS = {
@@ -39,47 +34,6 @@ ROLE_GRANTS = {
     f"{PREFIX}_ownermember": ["audit_owner"],  # a misconfiguration: member of the log's owner
     f"{PREFIX}_stranger": [],  # any other login
 }
-
-
-@dataclass(frozen=True)
-class PgServer:
-    dsn: str  # a superuser connection to the maintenance database
-    bindir: str | None  # where psql and pgbench live, when known
-
-    def conninfo(self, dbname: str | None = None, user: str | None = None) -> str:
-        extra: dict[str, str] = {}
-        if dbname:
-            extra["dbname"] = dbname
-        if user:
-            extra["user"] = user
-            extra["password"] = PASSWORD
-        return make_conninfo(self.dsn, **extra)
-
-    def connect(self, dbname: str | None = None, user: str | None = None) -> psycopg.Connection:
-        return psycopg.connect(self.conninfo(dbname, user), autocommit=True)
-
-    def libpq_env(self, dbname: str | None = None, user: str | None = None) -> dict[str, str]:
-        """Environment for psql and pgbench pointed at this server."""
-        params = psycopg.conninfo.conninfo_to_dict(self.conninfo(dbname, user))
-        names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE",
-                 "password": "PGPASSWORD"}
-        return {**os.environ, **{names[k]: str(v) for k, v in params.items() if k in names}}
-
-    def tool(self, name: str) -> str:
-        return os.path.join(self.bindir, name) if self.bindir else name
-
-
-@dataclass(frozen=True)
-class Database:
-    server: PgServer
-    name: str
-
-    def conninfo(self, user: str | None = None) -> str:
-        return self.server.conninfo(self.name, user)
-
-    def connect(self, user: str | None = None) -> psycopg.Connection:
-        """Autocommit connection, as the superuser or as one of the test roles."""
-        return self.server.connect(self.name, user)
 
 
 def _docker_server(stack: ExitStack) -> PgServer:
@@ -117,7 +71,7 @@ def _drop_leftovers(server: PgServer) -> None:
 def roles(pg_server: PgServer) -> dict[str, str]:
     """The test login roles, by short name: app, reader, ownermember, stranger."""
     with pg_server.connect() as conn:
-        for role, grants in ROLE_GRANTS.items():
+        for role, _grants in ROLE_GRANTS.items():
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
@@ -132,7 +86,9 @@ def template_db(pg_server: PgServer, roles: dict[str, str]) -> str:
     """A database with the audit schema installed, cloned by ``db``."""
     name = f"{PREFIX}_template"
     with pg_server.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with pg_server.connect(name) as conn:
         install(conn)
@@ -141,7 +97,9 @@ def template_db(pg_server: PgServer, roles: dict[str, str]) -> str:
                 conn.execute(
                     sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), sql.Identifier(role))
                 )
-            conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role))
+            )
     return name
 
 

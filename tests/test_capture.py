@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
-from conftest import Database, PgServer
+from pgtest import Database, PgServer
 from psycopg import sql
 
 # One database for the module, the public schema emptied before each test, and
@@ -465,3 +465,10 @@ def test_a_partition_added_later_is_captured_once_tracking_is_enabled_again(
     assert [(e[0], e[2]) for e in data_events(db)] == [
         ("INSERT", {"id": 1, "region": "eu"}), ("INSERT", {"id": 2, "region": "eu"})]
     assert len(events(db, "TRACKING_ENABLED")) == 2
+
+
+def test_replica_mode_does_not_skip_capture(db: Database, app: psycopg.Connection) -> None:
+    with db.connect() as su:
+        su.execute("SET session_replication_role = replica")
+        su.execute("INSERT INTO public.account VALUES (1, 'replayed', 's', 1)")
+    assert [(e[0], e[2]) for e in data_events(db)] == [("INSERT", {"id": 1})]

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Database, PgServer
+from pgtest import Database, PgServer
 from psycopg import sql
 
 FIELDS = ("actor_id", "actor_name", "ip", "user_agent", "request_id")

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import Database, PgServer
+from pgtest import Database, PgServer
 from psycopg import sql
 
 DENIED = "42501"
@@ -289,6 +289,7 @@ def test_writer_functions_are_closed_to_public_and_the_reader(
         "SELECT audit.protect_table('public.account')",
         "SELECT audit.enable_tracking('public.account')",
         "SELECT audit.disable_tracking('public.account')",
+        "SELECT audit.record_tracking('public.account')",
     ]
     before = snapshot(logged)
     for short in ("reader", "stranger"):
@@ -300,6 +301,10 @@ def test_writer_functions_are_closed_to_public_and_the_reader(
         for call in calls[2:6]:
             refused(conn, call, r"^permission denied for function "
                                 r"(append_event|create_partitions|protect_table)$")
+    with logged.connect(roles["app"]) as conn:
+        # It records only the truth about tables the caller owns.
+        refused(conn, "SELECT audit.record_tracking('audit.schema_version')",
+                r"^pg-audit: only the owner of audit.schema_version may change its tracking$")
     assert snapshot(logged) == before
     with logged.connect() as conn:
         public_exec = conn.execute(
@@ -423,6 +428,8 @@ def test_table_owner_cannot_disable_or_drop_capture_triggers(
             "ALTER TABLE public.account ENABLE TRIGGER audit_capture_delete",
             "DROP TRIGGER audit_capture_delete ON public.account",
             "DROP TRIGGER audit_capture_truncate ON public.account",
+            # Without its primary key every event's row_key would be {}.
+            "ALTER TABLE public.account DROP CONSTRAINT account_pkey",
         ]:
             refused(conn, statement, GUARDED)
     assert capture_triggers(tracked) == FOUR_TRIGGERS

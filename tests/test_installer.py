@@ -16,7 +16,7 @@ from pg_audit_schema.embedded import temporary_server
 from pg_audit_schema.installer import install, installed_version, latest_version
 
 if TYPE_CHECKING:
-    from conftest import Database, PgServer
+    from pgtest import Database, PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
