@@ -57,9 +57,8 @@ class AuditContext:
     """Base: what the wrapper needs from any context (request or job)."""
 
     def __init__(self) -> None:
-        # Per database connection: (savepoint ids, values) of the last send in
-        # the open transaction; see sending.py.
-        self.sent: dict[Any, tuple[tuple[str, ...], ContextValues]] = {}
+        # The database connections this context sent its settings on; see sending.py.
+        self.sent: set[Any] = set()
         self.busy = False
 
     def values(self) -> ContextValues:

@@ -68,9 +68,14 @@ def audit_execute_wrapper(
     execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
     ctx = current()
-    if ctx is None or ctx.busy or not isinstance(sql, str) or not is_write(sql):
+    if ctx is None or ctx.busy or not isinstance(sql, str):
         return execute(sql, params, many, context)
     connection = context["connection"]
+    if not is_write(sql):
+        if _status(connection) == _IDLE:
+            # A new transaction begins with this read: what was sent is gone.
+            connection.pg_audit_sent = None
+        return execute(sql, params, many, context)
     ctx.busy = True  # reading request.user may query; those queries pass straight through
     try:
         values = ctx.values()
@@ -81,7 +86,7 @@ def audit_execute_wrapper(
     if status == _INERROR:
         return execute(sql, params, many, context)
     if status == _INTRANS:
-        last = ctx.sent.get(connection)
+        last = getattr(connection, "pg_audit_sent", None)
         if last is not None and last[1] == values and savepoints[: len(last[0])] == last[0]:
             return execute(sql, params, many, context)
     cursor = context["cursor"]  # Django's CursorWrapper; .cursor is the driver's
@@ -96,9 +101,12 @@ def audit_execute_wrapper(
         cursor.execute(CONTEXT_SQL, list(values))
         result = execute(sql, params, many, context)
     if _status(connection) == _INTRANS:
-        ctx.sent[connection] = (savepoints, values)
+        # Kept on the connection, not the context: a nested context that sends
+        # or clears in between makes the outer one send again.
+        connection.pg_audit_sent = (savepoints, values)
+        ctx.sent.add(connection)
     else:
-        ctx.sent.pop(connection, None)
+        connection.pg_audit_sent = None
     return result
 
 
@@ -121,7 +129,8 @@ def clear_leftovers(ctx: AuditContext) -> None:
     """Clears the settings from transactions that outlive the context (a test's
     outer atomic block, a job's caller's transaction), so nothing that runs after
     the request or job in the same transaction is attributed to it."""
-    for connection, _ in list(ctx.sent.items()):
+    for connection in list(ctx.sent):
+        connection.pg_audit_sent = None
         try:
             if connection.connection is not None and _status(connection) == _INTRANS:
                 with connection.connection.cursor() as cursor:
