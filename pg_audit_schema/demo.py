@@ -152,7 +152,7 @@ def _demo(server: Server, site_dir: Path, scratch: Path, serve: bool, port: int,
           say: Say) -> None:
     say("pg-audit demo: an example shop on a throwaway PostgreSQL, audited by the database\n")
     with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+        version = conn.execute("SHOW server_version").fetchone()[0].split()[0]  # type: ignore[index]
     say(f"  PostgreSQL {version} started in {server.datadir.parent} (Unix socket only)")
 
     password = secrets.token_urlsafe(12)
@@ -593,9 +593,8 @@ def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say
     if serve:
         say("Look at it yourself, while this runs:")
     else:
-        say("Look at it yourself: run `pg-audit demo --serve` (or `make demo` with "
-            "`.venv/bin/pg-audit demo --serve`),\nwhich keeps the site and the database "
-            "up and prints commands like these:")
+        say(f"Look at it yourself: `{_program()} demo --serve` keeps the site and the database "
+            "up\nand prints commands like these (this run's are gone when it ends):")
     conninfo = (f"host={server.socket_dir} port={server.port} dbname={DB_NAME} "
                 f"user={READER_ROLE}")
     say(f'  psql:   {server.tool("psql")} "{conninfo}"')
@@ -605,6 +604,12 @@ def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say
     say(f"  admin:  {url}/admin/django_bridge/auditevent/")
     if serve:
         say(f"          user {ADMIN_USER}, password {password}")
+
+
+def _program() -> str:
+    """How the user started us: `.venv/bin/pg-audit` after `make demo`, else `pg-audit`."""
+    started = Path(sys.argv[0])
+    return os.path.relpath(started) if started.name == "pg-audit" else "pg-audit"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
