@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -119,13 +120,19 @@ class Sealer(threading.Thread):
         self.stop = threading.Event()
         self.seals = 0
         self.seconds: list[float] = []
+        self.us_per_event: list[float] = []
 
     def run(self) -> None:
         with self.target.connect(DB) as conn:
             while not self.stop.is_set():
                 start = time.perf_counter()
-                conn.execute("SELECT audit.seal()")
-                self.seconds.append(time.perf_counter() - start)
+                row = conn.execute(
+                    "SELECT s.event_count FROM audit.seal s WHERE s.batch = audit.seal()"
+                ).fetchone()
+                took = time.perf_counter() - start
+                self.seconds.append(took)
+                if row and row[0]:
+                    self.us_per_event.append(took * 1e6 / row[0])
                 self.seals += 1
                 self.stop.wait(max(0.0, 1.0 - (time.perf_counter() - start)))
 
@@ -133,9 +140,7 @@ class Sealer(threading.Thread):
 def set_txid_index(target: Target, on: bool) -> None:
     with target.connect(DB) as conn:
         if on:
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS event_txid_idx ON audit.event (txid)"
-            )
+            conn.execute("CREATE INDEX IF NOT EXISTS event_txid_idx ON audit.event (txid)")
         else:
             conn.execute("DROP INDEX audit.event_txid_idx")
 
@@ -164,6 +169,8 @@ def run_variant(
     if sealer:
         result["seals"] = sealer.seals
         result["seal_ms_median"] = round(summarize(sealer.seconds)["median"] * 1000, 2)
+        if sealer.us_per_event:
+            result["seal_us_per_event"] = round(summarize(sealer.us_per_event)["median"], 1)
     return result
 
 
@@ -173,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--seconds", type=int, default=10)
-    p.add_argument("--reps", type=int, default=4)
+    # Short turns, many repetitions: on a shared machine the load changes within
+    # seconds, so ratios of neighbouring turns are the fair comparison.
+    p.add_argument("--seconds", type=int, default=3)
+    p.add_argument("--reps", type=int, default=12)
     p.add_argument("--sync", default="on", help="synchronous_commit of the writers")
     p.add_argument("--dsn")
     p.add_argument("--bindir")
@@ -182,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
     variants = ["plain", "sealing", "lock_chain", "no_txid_index"]
+    load_at_start = os.getloadavg()
     with (
         bench_server(args.dsn, args.bindir, args.port) as target,
         tempfile.TemporaryDirectory() as tmp,
@@ -215,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
             [r["plain"]["tps"] / r["no_txid_index"]["tps"] for r in reps]
         ),
         "seal_ms_median": summarize([r["sealing"]["seal_ms_median"] for r in reps]),
+        "seal_us_per_event": summarize(
+            [r["sealing"]["seal_us_per_event"] for r in reps if "seal_us_per_event" in r["sealing"]]
+        ),
+        "loadavg_at_start": load_at_start,
         "verify_after_run": {"ok": verified[0], "batches": verified[1], "events": verified[2]}
         if verified
         else None,
