@@ -682,6 +682,13 @@ BEGIN
                 FROM pg_trigger t
                 WHERE t.tgrelid = obj.objid AND t.tgname LIKE 'audit\_capture\_%' AND t.tgenabled <> 'A'
                 LIMIT 1;
+                -- Events name rows by primary key: without one, row_key would be {}.
+                IF offender IS NULL
+                   AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = obj.objid
+                               AND t.tgname LIKE 'audit\_capture\_%')
+                   AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = obj.objid AND i.indisprimary) THEN
+                    offender := 'the primary key of tracked table ' || obj.object_identity;
+                END IF;
             ELSIF obj.classid = 'pg_trigger'::regclass THEN
                 -- CREATE OR REPLACE TRIGGER and ALTER TRIGGER ... RENAME would
                 -- otherwise repoint, re-argue or rename (then drop) a capture.
