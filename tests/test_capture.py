@@ -472,3 +472,40 @@ def test_replica_mode_does_not_skip_capture(db: Database, app: psycopg.Connectio
         su.execute("SET session_replication_role = replica")
         su.execute("INSERT INTO public.account VALUES (1, 'replayed', 's', 1)")
     assert [(e[0], e[2]) for e in data_events(db)] == [("INSERT", {"id": 1})]
+
+
+def test_copy_and_foreign_key_cascades_are_captured(db: Database, roles: dict[str, str]) -> None:
+    with db.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.parent (id int PRIMARY KEY)")
+        conn.execute("CREATE TABLE public.child (id int PRIMARY KEY, parent_id int "
+                     "REFERENCES parent ON UPDATE CASCADE ON DELETE CASCADE)")
+        conn.execute("SELECT audit.enable_tracking('public.parent')")
+        conn.execute("SELECT audit.enable_tracking('public.child')")
+        with conn.cursor().copy("COPY parent (id) FROM STDIN") as copy:
+            for i in (1, 2):
+                copy.write_row([i])
+        conn.execute("INSERT INTO child VALUES (10, 1), (20, 2)")
+        conn.execute("UPDATE parent SET id = 3 WHERE id = 1")
+        conn.execute("DELETE FROM parent WHERE id = 2")
+    assert [(e[0], e[1], e[2]) for e in data_events(db)] == [
+        ("INSERT", "public.parent", {"id": 1}),
+        ("INSERT", "public.parent", {"id": 2}),
+        ("INSERT", "public.child", {"id": 10}),
+        ("INSERT", "public.child", {"id": 20}),
+        ("UPDATE", "public.parent", {"id": 3}),
+        ("UPDATE", "public.child", {"id": 10}),
+        ("DELETE", "public.parent", {"id": 2}),
+        ("DELETE", "public.child", {"id": 20}),
+    ]
+
+
+def test_writes_by_any_role_are_captured_without_rights_on_the_audit_schema(
+    db: Database, app: psycopg.Connection, roles: dict[str, str]
+) -> None:
+    app.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON account TO {roles['stranger']}")
+    with db.connect(roles["stranger"]) as conn:
+        conn.execute("INSERT INTO public.account VALUES (1, 'a', 's', 1)")
+        conn.execute("UPDATE public.account SET n = 2")
+        conn.execute("DELETE FROM public.account")
+    assert [e["db_role"] for e in events(db) if e["action"] != "TRACKING_ENABLED"] == [
+        roles["stranger"]] * 3
