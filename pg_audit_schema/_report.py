@@ -82,7 +82,8 @@ def build(
     )
 
     rows = conn.execute(
-        "SELECT occurred_at, privilege, change, grantee_kind || ' ' || coalesce(grantee_id, 'all'), "
+        "SELECT occurred_at, privilege, change, "
+        "grantee_kind || ' ' || coalesce(grantee_id, 'all'), "
         "object_id, coalesce(actor_name, actor_id), db_role, ip::text "
         "FROM audit.privilege_changes WHERE occurred_at >= %s AND occurred_at < %s "
         "ORDER BY event_id",

@@ -62,7 +62,8 @@ def collect(conn: psycopg.Connection) -> Status:
         "AND t.tgenabled <> 'A' ORDER BY 1, 2"
     ):
         st.warnings.append(
-            f"trigger {trigger} on {table} is {'disabled' if enabled == 'D' else 'not ENABLE ALWAYS'}"
+            f"trigger {trigger} on {table} is "
+            + ("disabled" if enabled == "D" else "not ENABLE ALWAYS")
         )
 
     estimate, size = conn.execute(
@@ -111,7 +112,8 @@ def collect(conn: psycopg.Connection) -> Status:
     guards = {
         name: enabled
         for name, enabled in conn.execute(
-            "SELECT evtname, evtenabled FROM pg_event_trigger WHERE evtname LIKE 'audit\\_guard\\_%'"
+            "SELECT evtname, evtenabled FROM pg_event_trigger "
+            "WHERE evtname LIKE 'audit\\_guard\\_%'"
         )
     }
     missing = [

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pg-audit",
         description="Install, inspect and read the pg-audit trail of a PostgreSQL database.",
-        epilog="The connection defaults to the PG* environment variables (PGHOST, PGDATABASE, ...).",
+        epilog="Without --dsn, the PG* environment variables (PGHOST, PGDATABASE, ...) apply.",
     )
     parser.add_argument(
         "--dsn", default=None, help="libpq connection string or URI (default: PG* variables)"

@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from pg_audit_schema.cli import main
 from pg_audit_schema._export import csv_cell
+from pg_audit_schema.cli import main
 
 SCRIPT = Path(sys.executable).parent / "pg-audit"
 
