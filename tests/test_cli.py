@@ -81,8 +81,8 @@ def test_status_warns_about_what_weakens_the_trail(
     with db.connect(roles["app"]) as app:
         app.execute("CREATE TABLE t (id int PRIMARY KEY)")
         app.execute("SELECT audit.enable_tracking('t')")
-        app.execute("ALTER TABLE t DROP CONSTRAINT t_pkey")
     with db.connect() as su:  # only a superuser gets past the DDL guard
+        su.execute("ALTER TABLE t DROP CONSTRAINT t_pkey")
         su.execute("ALTER TABLE t ENABLE TRIGGER audit_capture_update")
         su.execute("ALTER EVENT TRIGGER audit_guard_drop DISABLE")
     code, out, _ = run(capsys, db.conninfo(), "status")
