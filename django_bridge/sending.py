@@ -53,7 +53,10 @@ def is_write(sql: str) -> bool:
 
 def _status(connection: Any) -> int:
     raw = connection.connection
-    return int(raw.info.transaction_status) if raw is not None else _IDLE
+    if raw is None:
+        return _IDLE
+    pgconn = getattr(raw, "pgconn", None)  # psycopg 3: the libpq int, no wrapper objects
+    return int(pgconn.transaction_status if pgconn is not None else raw.info.transaction_status)
 
 
 def _client_cursor(cursor: Any) -> bool:
