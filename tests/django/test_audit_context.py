@@ -65,3 +65,21 @@ def test_a_transaction_that_begins_with_a_read_gets_the_context_again() -> None:
             Product.objects.create(name=name + "-2")
     assert [product_events(name + s)[0]["request_id"] for s in ("-1", "-2")] == [
         "job-read-first", "job-read-first"]
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+def test_executemany_sends_the_context_as_its_own_statement(atomic: bool) -> None:
+    name = uuid.uuid4().hex
+    with audit_context(actor="batch", request_id=f"many-{name}"):
+        with transaction.atomic() if atomic else _nothing(), connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO shop_product (name, price, secret_note) VALUES (%s, 1, '')",
+                [[f"{name}-{i}"] for i in range(3)])
+    events = [e for i in range(3) for e in product_events(f"{name}-{i}")]
+    assert [(e["actor_name"], e["request_id"]) for e in events] == [("batch", f"many-{name}")] * 3
+
+
+def _nothing() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
