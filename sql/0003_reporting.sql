@@ -228,18 +228,22 @@ AS $$
 DECLARE
     key jsonb := last_change.row_key;
     col text := last_change.column_name;
+    tbl text := audit.table_name(target);
     high bigint := NULL;
     older_key jsonb;
     ev audit.event;
     hops integer := 0;
 BEGIN
-    -- Newest first through the row's history; at the UPDATE that gave the row
-    -- its key, carry on with the history of the key it had before.
+    -- Newest first through the row's events; at the UPDATE that gave the row
+    -- its key, carry on with the key it had before. The events of one key
+    -- are audit.row_history's first half, read here through the
+    -- (table_name, row_key) index; its second half (updates that moved a key
+    -- away) is never needed walking backwards.
     WHILE key IS NOT NULL AND hops < 100 LOOP
         hops := hops + 1;
         older_key := NULL;
-        FOR ev IN SELECT * FROM audit.row_history(target, key) h
-                  WHERE h.row_key = key AND (high IS NULL OR h.id < high)
+        FOR ev IN SELECT * FROM audit.event h
+                  WHERE h.table_name = tbl AND h.row_key = key AND (high IS NULL OR h.id < high)
                   ORDER BY h.id DESC LOOP
             IF ev.old_values ? col OR ev.new_values ? col THEN
                 RETURN QUERY SELECT ev.id, ev.occurred_at, ev.action, ev.old_values -> col,
@@ -272,19 +276,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     key jsonb := row_as_of.row_key;
+    tbl text := audit.table_name(target);
     high bigint := NULL;
     keys jsonb[] := ARRAY[]::jsonb[];
     lows bigint[] := ARRAY[]::bigint[];
     highs bigint[] := ARRAY[]::bigint[];
     start audit.event;
     state jsonb := NULL;
+    last_id bigint;
+    last_at timestamptz;
     ev record;
 BEGIN
     -- Walk back through the keys the row had: for each, the newest event that
     -- began it (its INSERT, or the UPDATE that gave it this key) before "at".
     LOOP
-        SELECT * INTO start FROM audit.row_history(target, key) h
-        WHERE h.row_key = key AND h.occurred_at <= row_as_of."at" AND (high IS NULL OR h.id < high)
+        SELECT * INTO start FROM audit.event h
+        WHERE h.table_name = tbl AND h.row_key = key AND h.occurred_at <= row_as_of."at" AND (high IS NULL OR h.id < high)
           AND (h.action = 'INSERT'
                OR (h.action = 'UPDATE' AND audit.previous_key(h.row_key, h.old_values) IS NOT NULL))
         ORDER BY h.id DESC LIMIT 1;
@@ -299,19 +306,20 @@ BEGIN
     -- rename. A TRUNCATE of the table ends every row.
     FOR i IN REVERSE cardinality(keys)..1 LOOP
         FOR ev IN
-            SELECT h.id, h.action, h.row_key, h.new_values
-            FROM audit.row_history(target, keys[i]) h
-            WHERE h.occurred_at <= row_as_of."at"
+            SELECT h.id, h.occurred_at, h.action, h.row_key, h.new_values
+            FROM audit.event h
+            WHERE h.table_name = tbl AND h.row_key = keys[i] AND h.occurred_at <= row_as_of."at"
               AND (lows[i] IS NULL OR h.id >= lows[i]) AND (highs[i] IS NULL OR h.id < highs[i])
             UNION ALL
-            SELECT t.id, t.action, NULL, NULL FROM audit.event t
-            WHERE t.action = 'TRUNCATE' AND t.table_name = audit.table_name(target)
+            SELECT t.id, t.occurred_at, t.action, NULL, NULL FROM audit.event t
+            WHERE t.action = 'TRUNCATE' AND t.table_name = tbl
               AND t.occurred_at <= row_as_of."at"
               AND (lows[i] IS NULL OR t.id >= lows[i]) AND (highs[i] IS NULL OR t.id < highs[i])
             ORDER BY 1
         LOOP
-            IF ev.action IN ('TRUNCATE', 'DELETE') OR ev.row_key IS DISTINCT FROM keys[i] THEN
-                -- Gone, or an UPDATE moved this key away to another one.
+            last_id := ev.id;
+            last_at := ev.occurred_at;
+            IF ev.action IN ('TRUNCATE', 'DELETE') THEN
                 state := NULL;
             ELSIF ev.action = 'INSERT' THEN
                 state := ev.new_values;
@@ -322,6 +330,17 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
+    -- Did an UPDATE move the row to another key after its last event and
+    -- before "at"? Such an event carries the new key, so only its old values
+    -- name ours: this reads the table's updates of that time span (BRIN on
+    -- occurred_at), the one part of the replay not bounded by the row's own events.
+    IF state IS NOT NULL AND EXISTS (
+        SELECT FROM audit.event m
+        WHERE m.table_name = tbl AND m.action = 'UPDATE' AND m.row_key <> row_as_of.row_key
+          AND m.old_values @> row_as_of.row_key
+          AND m.id > last_id AND m.occurred_at >= last_at AND m.occurred_at <= row_as_of."at") THEN
+        state := NULL;
+    END IF;
     RETURN state;
 END
 $$;
