@@ -663,7 +663,12 @@ BEGIN
         END LOOP;
     ELSE
         FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
-            IF obj.schema_name = 'audit' THEN
+            IF obj.command_tag IN ('GRANT', 'REVOKE', 'ALTER DEFAULT PRIVILEGES')
+               AND pg_has_role(session_user, 'audit_owner', 'MEMBER') THEN
+                -- These name no object here; an owner member could otherwise
+                -- grant INSERT on the log or EXECUTE on append_event to anyone.
+                offender := 'privileges with ' || obj.command_tag;
+            ELSIF obj.schema_name = 'audit' THEN
                 offender := obj.object_identity;
             ELSIF obj.classid IN ('pg_trigger'::regclass, 'pg_rewrite'::regclass)
                   AND obj.command_tag IN ('CREATE TRIGGER', 'CREATE RULE', 'ALTER TRIGGER', 'ALTER RULE')

@@ -197,6 +197,29 @@ def test_member_of_audit_owner_can_forge_inserts_which_is_why_it_must_never_be_g
         ).fetchone() == (roles["ownermember"],)
 
 
+def test_member_of_audit_owner_cannot_hand_out_rights_on_the_log(
+    logged: Database, roles: dict[str, str]
+) -> None:
+    app = roles["app"]
+    with logged.connect(roles["ownermember"]) as conn:
+        for statement in [
+            f"GRANT INSERT ON audit.event TO {app}",
+            f"GRANT UPDATE ON audit.event_default TO {app}",
+            "GRANT EXECUTE ON FUNCTION audit.append_event(text, text, text, jsonb, text, text, "
+            f"jsonb, jsonb, jsonb) TO {app}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA audit GRANT INSERT ON TABLES TO PUBLIC",
+            "REVOKE SELECT ON audit.event FROM audit_reader",
+        ]:
+            refused(conn, statement, r"^pg-audit: \S+ may not change privileges with ")
+    with logged.connect() as conn:
+        assert conn.execute(
+            "SELECT has_table_privilege(%s, 'audit.event', 'INSERT'), "
+            "has_function_privilege(%s, 'audit.append_event(text, text, text, jsonb, text, text, "
+            "jsonb, jsonb, jsonb)', 'EXECUTE'), "
+            "has_table_privilege('audit_reader', 'audit.event', 'SELECT')", [app, app]
+        ).fetchone() == (False, False, True)
+
+
 def test_disabling_the_append_only_triggers_fails(logged: Database, roles: dict[str, str]) -> None:
     part = current_partition(logged)
     statements = [
