@@ -291,6 +291,7 @@ def test_replacing_or_altering_the_definer_functions_fails(
         "CREATE OR REPLACE FUNCTION audit.guard_ddl() RETURNS event_trigger LANGUAGE plpgsql "
         "AS 'BEGIN END'",
         "ALTER FUNCTION audit.guard_ddl() RENAME TO unguard",
+        "ALTER SCHEMA audit RENAME TO hidden",
     ]
     # Creating in schema audit needs CREATE on it: a privilege error, not ownership.
     attack_all_roles(logged, roles, statements, GUARDED)
