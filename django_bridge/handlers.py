@@ -74,6 +74,8 @@ def log_auth_event(
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         cursor.execute(CONTEXT_SQL, context)
         cursor.execute(LOG_SQL, params)
+    # The settings now hold this event's actor: the next write sends its own.
+    connection.pg_audit_sent = None
 
 
 def _on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -102,14 +104,8 @@ def connect() -> None:
     user_logged_out.connect(_on_logout, dispatch_uid="pg_audit_logout")
     user_login_failed.connect(_on_login_failed, dispatch_uid="pg_audit_login_failed")
     # Connections opened before the app was ready (rare) get the wrapper too.
-    for conn in connections.all(initialized_only=True) if _has_initialized_only() else []:
+    for conn in connections.all(initialized_only=True):
         install_wrapper(conn)
-
-
-def _has_initialized_only() -> bool:
-    import inspect
-
-    return "initialized_only" in inspect.signature(connections.all).parameters
 
 
 __all__ = ["LIMITS", "connect", "log_auth_event"]

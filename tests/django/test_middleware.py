@@ -183,3 +183,31 @@ def test_reads_get_no_extra_statement(client: Any, alice: Any) -> None:
     assert reads and not any("set_config" in s for s in reads), sqls
     # The context travels in the write's own round trip.
     assert len(writes) == 1 and "set_config" in writes[0], sqls
+
+
+@pytest.mark.django_db  # one outer transaction around the whole test, as TestCase does
+def test_no_context_left_in_a_transaction_that_outlives_the_request(client: Any,
+                                                                     alice: Any) -> None:
+    from django_bridge.context import current
+
+    client.force_login(alice)
+    _get(client, f"/w/create/?name={_name()}")
+    assert current() is None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('audit.actor_id', true), "
+                       "current_setting('audit.request_id', true)")
+        assert cursor.fetchone() == ("", "")
+
+
+def test_middleware_after_authentication_still_sees_the_user(client: Any, alice: Any) -> None:
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from django_bridge.checks import MIDDLEWARE
+
+    late = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE] + [MIDDLEWARE]
+    with override_settings(MIDDLEWARE=late):
+        client.force_login(alice)
+        name = _name()
+        _get(client, f"/w/create/?name={name}")
+    _assert_context(product_events(name), alice)
