@@ -104,9 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     _export.register(sub)
 
     for module in ("cli_retention", "demo"):
+        name = f"{__package__}.{module}"
         try:
-            mod = importlib.import_module(f"{__package__}.{module}")
-        except ImportError:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module is there but broken: say so
+                raise
             continue
         mod.register(sub)
     return parser

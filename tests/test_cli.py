@@ -364,3 +364,69 @@ def test_console_script_tail_json_and_status_with_pg_environment(
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("pg-audit: cannot connect")
     assert os.linesep == "\n" or True
+
+
+def _wait_until_listening(db: Any, user: str) -> None:
+    """Until tail has run LISTEN and read the newest id (its last query, idle)."""
+    with db.connect() as su:
+        for _ in range(300):
+            row = su.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s "
+                "AND state = 'idle' AND query LIKE 'SELECT coalesce(max(id), 0)%%'",
+                [db.name, user],
+            ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.1)
+    raise AssertionError("tail did not start listening")
+
+
+def test_tail_shows_an_event_whose_transaction_commits_after_a_newer_one(
+    db: Any, roles: dict[str, str]
+) -> None:
+    """Ids are handed out at insert, not at commit: a slow transaction's event
+    has a lower id than events committed before it, and must not be skipped."""
+    out = io.StringIO()
+    result: list[int] = []
+
+    def follow() -> None:
+        with contextlib.redirect_stdout(out):
+            result.append(
+                main(
+                    [
+                        "--dsn",
+                        db.conninfo(roles["reader"]),
+                        "tail",
+                        "--limit",
+                        "2",
+                        "--timeout",
+                        "30",
+                    ]
+                )
+            )
+
+    with db.connect(roles["app"]) as slow, db.connect(roles["app"]) as fast:
+        thread = threading.Thread(target=follow)
+        thread.start()
+        _wait_until_listening(db, roles["reader"])
+        slow.execute("BEGIN")
+        slow.execute("SELECT audit.log_event('SLOW', actor_id => 'slow')")
+        fast.execute("SELECT audit.log_event('FAST', actor_id => 'fast')")
+        for _ in range(100):
+            if "FAST" in out.getvalue():
+                break
+            time.sleep(0.1)
+        slow.execute("COMMIT")
+        thread.join(35)
+    assert result == [0]
+    lines = out.getvalue().splitlines()
+    assert [line.split()[3] for line in lines] == ["FAST", "SLOW"], lines
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("install", "upgrade", "status", "track", "untrack", "tail", "report", "export"):
+        assert f"    {command} " in out
