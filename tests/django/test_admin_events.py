@@ -105,3 +105,25 @@ def test_login_updates_last_login_without_a_data_event(client: Client, alice: An
                                                        last_event_id: int) -> None:
     client.post("/login/", {"username": "alice", "password": "alice-pw-1"}, **ADDR)
     assert [e["action"] for e in fetch_events("id > %s", [last_event_id])] == ["LOGIN"]
+
+
+def test_a_plain_text_change_message_is_kept_as_a_json_string(root: Any,
+                                                              last_event_id: int) -> None:
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    LogEntry.objects.create(user=root, content_type=ContentType.objects.get_for_model(Product),
+                            object_id="7", object_repr="x" * 200, action_flag=CHANGE,
+                            change_message="Changed by a script, not JSON {")
+    (event,) = _admin_events(last_event_id)
+    assert event["action"] == "ADMIN_UPDATE"
+    assert event["detail"]["change_message"] == "Changed by a script, not JSON {"
+    assert event["actor_id"] == str(root.pk)
+
+
+def test_admin_verbs_cannot_be_forged_through_log_event(last_event_id: int) -> None:
+    from django.db import connection
+
+    with pytest.raises(Exception, match="reserved"), connection.cursor() as cursor:
+        cursor.execute("SELECT audit.log_event(action => 'ADMIN_DELETE')")
+    assert _admin_events(last_event_id) == []
