@@ -31,7 +31,8 @@ def test_nul_bytes_are_stripped(client: Client) -> None:
 
 def test_invalid_utf8_and_lone_surrogates(client: Client) -> None:
     # WSGI headers arrive as latin-1 decoded text; bytes and surrogates are the worst case.
-    event = _create(client, HTTP_USER_AGENT=b"\xff\xfe bad \xc3(".decode("utf-8", "surrogateescape"))
+    agent = b"\xff\xfe bad \xc3(".decode("utf-8", "surrogateescape")
+    event = _create(client, HTTP_USER_AGENT=agent)
     assert "bad" in event["user_agent"]
     event = _create(client, HTTP_USER_AGENT=b"raw \xff bytes")
     assert "raw" in event["user_agent"]
