@@ -124,8 +124,12 @@ def _interrupt_on_signals() -> dict[int, Any]:
     """Ctrl-C and SIGTERM both clean up through the finally blocks.
 
     SIGINT is set too, since a shell starts background jobs with it ignored.
+    The first signal starts the cleanup; later ones must not cut it short
+    (a server half stopped would stay running).
     """
     def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     previous: dict[int, Any] = {}
