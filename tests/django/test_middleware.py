@@ -211,3 +211,13 @@ def test_middleware_after_authentication_still_sees_the_user(client: Any, alice:
         name = _name()
         _get(client, f"/w/create/?name={name}")
     _assert_context(product_events(name), alice)
+
+
+def test_request_id_from_a_configured_header_is_cleaned(client: Any) -> None:
+    from django.test.utils import override_settings
+
+    name = _name()
+    with override_settings(PG_AUDIT_REQUEST_ID_HEADER="HTTP_X_REQUEST_ID"):
+        _get(client, f"/w/create/?name={name}", HTTP_X_REQUEST_ID="req\x00-" + "9" * 500)
+    (event,) = product_events(name)
+    assert event["request_id"] == ("req-" + "9" * 500)[:128]
