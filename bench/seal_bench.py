@@ -127,7 +127,8 @@ class Sealer(threading.Thread):
             while not self.stop.is_set():
                 start = time.perf_counter()
                 row = conn.execute(
-                    "SELECT s.event_count FROM audit.seal s WHERE s.batch = audit.seal()"
+                    "SELECT (SELECT s.event_count FROM audit.seal s WHERE s.batch = b) "
+                    "FROM audit.seal() b"
                 ).fetchone()
                 took = time.perf_counter() - start
                 self.seconds.append(took)
