@@ -386,56 +386,48 @@ def form_fields(html: str, having: str) -> list[tuple[str, str]]:
 
 
 def _scenario(server: Server, url: str, password: str, say: Say) -> None:
-    step = _Step(say)
-
-    with step(f"mallory tries alice's account, forging X-Forwarded-For: {SPOOFED_IP}"):
-        mallory = Browser(url, {"X-Forwarded-For": SPOOFED_IP, "User-Agent": "mallory/0.1"})
-        mallory.get("/accounts/login/")
-        where, page = mallory.post("/accounts/login/",
-                                   {"username": ADMIN_USER, "password": "letmein"})
-        if where.rstrip("/") != url + "/accounts/login" or "Wrong user name" not in page:
-            raise PgAuditError("the wrong password was accepted?")
+    _step(say, f"mallory tries alice's account, forging X-Forwarded-For: {SPOOFED_IP}")
+    mallory = Browser(url, {"X-Forwarded-For": SPOOFED_IP, "User-Agent": "mallory/0.1"})
+    mallory.get("/accounts/login/")
+    where, page = mallory.post("/accounts/login/",
+                               {"username": ADMIN_USER, "password": "letmein"})
+    if where.rstrip("/") != url + "/accounts/login" or "Wrong user name" not in page:
+        raise PgAuditError("the wrong password was accepted?")
 
     alice = Browser(url, {"User-Agent": "Mozilla/5.0 (alice's laptop)"})
-    with step("alice logs in"):
-        alice.get("/accounts/login/")
-        where, _ = alice.post("/accounts/login/", {"username": ADMIN_USER, "password": password})
-        if where.rstrip("/") != url:
-            raise PgAuditError("alice could not log in")
+    _step(say, "alice logs in")
+    alice.get("/accounts/login/")
+    where, _ = alice.post("/accounts/login/", {"username": ADMIN_USER, "password": password})
+    if where.rstrip("/") != url:
+        raise PgAuditError("alice could not log in")
 
     product_id = _product_id(server, "MUG-01")
     change = f"/admin/shop/product/{product_id}/change/"
-    with step("alice changes the price of a mug in the admin"):
-        _, page = alice.get(change)
-        fields = [(k, "11.00" if k == "price" else v) for k, v in form_fields(page, "price")]
-        where, _ = alice.post(change, [*fields, ("_save", "Save")])
-        if not where.endswith("/admin/shop/product/"):
-            raise PgAuditError("the admin did not accept the change")
+    _step(say, "alice changes the price of a mug in the admin")
+    _, page = alice.get(change)
+    fields = [(k, "11.00" if k == "price" else v) for k, v in form_fields(page, "price")]
+    where, _ = alice.post(change, [*fields, ("_save", "Save")])
+    if not where.endswith("/admin/shop/product/"):
+        raise PgAuditError("the admin did not accept the change")
 
-    with step("alice gives 10% off everything in stock (one UPDATE statement)"):
-        alice.get("/")
-        alice.post("/discount/", {})
+    _step(say, "alice gives 10% off everything in stock (one UPDATE statement)")
+    alice.get("/")
+    alice.post("/discount/", {})
 
-    with step(f"a DBA in psql: {DBA_SQL}"):
-        _psql(server, "postgres", DBA_SQL)
+    _step(say, f"a DBA in psql: {DBA_SQL}")
+    _psql(server, "postgres", DBA_SQL)
 
-    with step(f"the shop's own login tries: {ATTACK_SQL}"):
-        refused = _psql(server, APP_ROLE, ATTACK_SQL, password=password, expect_error=True)
+    _step(say, f"the shop's own login tries: {ATTACK_SQL}")
+    refused = _psql(server, APP_ROLE, ATTACK_SQL, password=password, expect_error=True)
     say(f"      refused: {refused}")
 
-    with step("alice logs out"):
-        alice.get("/")
-        alice.post("/accounts/logout/", {})
+    _step(say, "alice logs out")
+    alice.get("/")
+    alice.post("/accounts/logout/", {})
 
 
-class _Step:
-    def __init__(self, say: Say) -> None:
-        self.say = say
-
-    @contextmanager
-    def __call__(self, text: str) -> Iterator[None]:
-        self.say(f"  - {text}")
-        yield
+def _step(say: Say, text: str) -> None:
+    say(f"  - {text}")
 
 
 def _product_id(server: Server, sku: str) -> int:
