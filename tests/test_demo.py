@@ -222,6 +222,14 @@ def test_demo_failing_midway_says_why_and_leaves_nothing_running() -> None:
     assert _processes_mentioning(root) == []
 
 
+def test_pg_audit_cli_offers_the_demo() -> None:
+    """`make demo` runs `pg-audit demo`: the CLI must carry the subcommand."""
+    done = subprocess.run([sys.executable, "-m", "pg_audit_schema.cli", "demo", "--help"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--serve" in done.stdout and "--port" in done.stdout
+
+
 # ---------------------------------------------------------------------------
 # Pieces of the demo
 # ---------------------------------------------------------------------------
