@@ -29,7 +29,7 @@ class Status:
     warnings: list[str] = field(default_factory=list)
 
 
-def collect(conn: psycopg.Connection) -> Status:
+def collect(conn: psycopg.Connection, exact_count_below: int = EXACT_COUNT_BELOW) -> Status:
     st = Status(installed=require_schema(conn), available=latest_version())
     if st.installed < st.available:
         st.warnings.append(
@@ -66,14 +66,17 @@ def collect(conn: psycopg.Connection) -> Status:
             + ("disabled" if enabled == "D" else "not ENABLE ALWAYS")
         )
 
+    # reltuples is -1 until the first ANALYZE; the statistics collector's live
+    # count stands in, so a freshly loaded log is not counted row by row.
     estimate, size = conn.execute(
-        "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, "
+        "SELECT coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples "
+        "ELSE coalesce(s.n_live_tup, 0) END), 0)::bigint, "
         "coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint "
         "FROM pg_partition_tree('audit.event') p JOIN pg_class c ON c.oid = p.relid "
-        "WHERE p.isleaf"
+        "LEFT JOIN pg_stat_all_tables s ON s.relid = p.relid WHERE p.isleaf"
     ).fetchone() or (0, 0)
     st.size_bytes = int(size)
-    if estimate < EXACT_COUNT_BELOW:
+    if estimate < exact_count_below:
         st.events = int(conn.execute("SELECT count(*) FROM audit.event").fetchone()[0])  # type: ignore[index]
     else:
         st.events, st.events_estimated = int(estimate), True

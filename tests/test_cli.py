@@ -430,3 +430,20 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for command in ("install", "upgrade", "status", "track", "untrack", "tail", "report", "export"):
         assert f"    {command} " in out
+
+
+def test_status_estimates_a_large_log_instead_of_counting_it(
+    db: Any, roles: dict[str, str]
+) -> None:
+    from pg_audit_schema._status import collect, render
+
+    with db.connect(roles["app"]) as app:
+        app.execute("SELECT audit.log_event('PING') FROM generate_series(1, 50)")
+    with db.connect() as su:
+        su.execute("ANALYZE audit.event")
+    with db.connect(roles["reader"]) as reader:
+        exact = collect(reader)
+        estimated = collect(reader, exact_count_below=10)
+    assert (exact.events, exact.events_estimated) == (50, False)
+    assert estimated.events_estimated and estimated.events == 50
+    assert "events:   ~50 " in render(estimated)
