@@ -164,9 +164,22 @@ def test_report_summarises_a_period(
                 "SELECT audit.log_event('LOGIN_FAILED', detail => '{\"username\": \"bob\"}') "
                 "FROM generate_series(1, 6)"
             )
+        app.execute(
+            "CREATE TABLE public.auth_user_groups (id int PRIMARY KEY, user_id int, group_id int)"
+        )
+        app.execute("SELECT audit.enable_tracking('public.auth_user_groups')")
+        with app.transaction():
+            app.execute(
+                "SELECT audit.set_context(actor_id => '1', actor_name => 'root', "
+                "ip => '192.0.2.99')"
+            )
+            app.execute("INSERT INTO public.auth_user_groups VALUES (1, 42, 3)")
     code, out, err = run(capsys, db.conninfo(roles["reader"]), "report", "--since", "1h")
     assert code == 0, err
-    assert "Events by action (11 in all)" in out
+    assert "Events by action (13 in all)" in out
+    privileges = out.split("Privilege changes", 1)[1].split("Busiest tables", 1)[0]
+    assert "group" in privileges and "granted" in privileges and "user 42" in privileges
+    assert "root" in privileges and "192.0.2.99" in privileges
     assert "LOGIN_FAILED      6" in out or "LOGIN_FAILED  6" in out.replace("      ", "  ")
     assert "alice" in out
     bursts = out.split("Failed-login bursts", 1)[1].split("Privilege changes", 1)[0]
