@@ -126,10 +126,15 @@ class Sealer(threading.Thread):
         with self.target.connect(DB) as conn:
             while not self.stop.is_set():
                 start = time.perf_counter()
-                row = conn.execute(
-                    "SELECT (SELECT s.event_count FROM audit.seal s WHERE s.batch = b) "
-                    "FROM audit.seal() b"
-                ).fetchone()
+                # Two statements: one statement's snapshot cannot see the batch it wrote.
+                batch = conn.execute("SELECT audit.seal()").fetchone()
+                row = (
+                    conn.execute(
+                        "SELECT event_count FROM audit.seal WHERE batch = %s", [batch[0]]
+                    ).fetchone()
+                    if batch and batch[0]
+                    else None
+                )
                 took = time.perf_counter() - start
                 self.seconds.append(took)
                 if row and row[0]:
