@@ -23,7 +23,8 @@ def one_line(exc: psycopg.Error) -> str:
     """A server error as one line, with the role when it is a permission problem."""
     diag = exc.diag
     text = diag.message_primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, pgerrors.InsufficientPrivilege):
+    text = text.removeprefix("pg-audit: ")  # our own server messages carry it already
+    if isinstance(exc, pgerrors.InsufficientPrivilege) and not text.startswith("permission"):
         text = f"permission denied: {text}"
     return text
 
