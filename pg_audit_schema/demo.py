@@ -166,9 +166,6 @@ def _demo(server: Server, site_dir: Path, scratch: Path, serve: bool, port: int,
         "(audit_reader)")
 
     env = _site_env(server, password, port)
-    # The schema is already installed, by the superuser: the bridge's install
-    # migration, run as the app role, would try to make it an audit_owner member.
-    _manage(site_dir, env, "migrate", "--noinput", "--fake", "django_bridge", "0001_install")
     _manage(site_dir, env, "migrate", "--noinput")
     _manage(site_dir, env, "seed_shop")
     say(f"  example site migrated and seeded ({site_dir})")

@@ -79,11 +79,19 @@ def install(conn: psycopg.Connection) -> list[Step]:
     """Bring the schema up to date; returns the steps that were applied.
 
     Runs in one transaction (its own, or a savepoint of the caller's), so a
-    failure leaves the database as it was.
+    failure leaves the database as it was. A schema already at the latest
+    version is left alone when the caller is not a superuser (only the warning
+    about missing guards is repeated): the application's login running
+    ``migrate`` after a DBA's install needs no privilege and must not be made a
+    member of audit_owner by the bootstrap.
     """
     folder = sql_dir()
+    guards = (folder / "guards.sql").read_text(encoding="utf-8")
     applied: list[Step] = []
     try:
+        if installed_version(conn) == latest_version() and not _is_superuser(conn):
+            conn.execute(guards)
+            return applied
         with conn.transaction():
             conn.execute((folder / "bootstrap.sql").read_text(encoding="utf-8"))
             done = {
@@ -93,10 +101,17 @@ def install(conn: psycopg.Connection) -> list[Step]:
                 if step.version not in done:
                     conn.execute(step.text())
                     applied.append(step)
-            conn.execute((folder / "guards.sql").read_text(encoding="utf-8"))
+            conn.execute(guards)
     except psycopg.Error as exc:
         raise PgAuditError(f"installing the audit schema failed: {_one_line(exc)}") from exc
     return applied
+
+
+def _is_superuser(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _one_line(exc: psycopg.Error) -> str:

@@ -9,8 +9,6 @@
 -- function, audit.guard_ddl(), is versioned in the numbered steps.
 
 DO $guards$
-DECLARE
-    missing text[] := '{}';
 BEGIN
     IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'audit_guard_ddl_end') THEN
@@ -38,7 +36,8 @@ BEGIN
         ALTER EVENT TRIGGER audit_guard_ddl_end ENABLE ALWAYS;
         ALTER EVENT TRIGGER audit_guard_drop ENABLE ALWAYS;
         ALTER EVENT TRIGGER audit_guard_ddl_start ENABLE ALWAYS;
-    ELSE
+    ELSIF (SELECT count(*) FROM pg_catalog.pg_event_trigger
+           WHERE evtname IN ('audit_guard_ddl_end', 'audit_guard_drop', 'audit_guard_ddl_start')) < 3 THEN
         RAISE WARNING 'pg-audit: installed without a superuser, so these guards are missing: event triggers audit_guard_ddl_end, audit_guard_drop and audit_guard_ddl_start (they stop non-superusers from altering or dropping audit objects and disabling capture triggers)'
             USING HINT = 'Run the installer once as a superuser to add them.';
     END IF;

@@ -266,3 +266,24 @@ def test_new_partitions_are_protected_like_the_first(db: Database) -> None:
                 with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                     conn.execute(statement)
             conn.execute("RESET session_replication_role")
+
+
+def test_application_login_reinstalling_a_current_schema_gains_nothing(
+    db: Database, roles: dict[str, str]
+) -> None:
+    """Django's migrate as the app role after a DBA's install: no step, no audit_owner."""
+    with db.connect() as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(roles["app"])))
+    try:
+        with db.connect(roles["app"]) as conn:
+            assert install(conn) == []
+            assert installed_version(conn) == latest_version()
+            member = conn.execute(
+                "SELECT pg_has_role(current_user, 'audit_owner', 'MEMBER')"
+            ).fetchone()
+            assert member == (False,)
+    finally:
+        with db.connect() as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} NOCREATEROLE").format(sql.Identifier(roles["app"]))
+            )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import fetch_events
 from django.contrib.auth.models import Group
 from django.test import Client
+from djtest import fetch_events
 from shop.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)

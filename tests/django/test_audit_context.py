@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import product_events
 from django.core.management import call_command
 from django.db import connection, transaction
+from djtest import product_events
 from shop.models import Product
 
 from django_bridge.context import audit_context, current

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import fetch_events
 from django.db import connection
 from django.test import Client
 from django.test.utils import override_settings
+from djtest import fetch_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

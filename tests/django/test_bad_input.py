@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import product_events
 from django.test import Client
 from django.test.utils import override_settings
+from djtest import product_events
 
 from django_bridge.client import client_ip, parse_address
 

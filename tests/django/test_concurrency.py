@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import fetch_events
 from django.db import connections
 from django.test import AsyncClient, Client
+from djtest import fetch_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

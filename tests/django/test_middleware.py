@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import fetch_events, product_events
 from django.db import connection
 from django.test import AsyncClient
+from djtest import fetch_events, product_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

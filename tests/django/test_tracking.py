@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import fetch_events
 from django.db import connection
+from djtest import fetch_events
 from shop.models import Product
 
 from django_bridge.tracking import AuditCapture, array_literal, tracked
