@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--months-ahead", type=int, default=3, help="partitions to keep ready (default 3)"
     )
+    _dsn_option(p)
     p.set_defaults(func=_maintain)
 
     p = subparsers.add_parser(
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--hash-file", type=Path, help="also write 'BATCH HASH' to this file (keep it off-host)"
     )
+    _dsn_option(p)
     p.set_defaults(func=_seal)
 
     p = subparsers.add_parser(
@@ -42,11 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--expect-file", type=Path, metavar="FILE", help="a file written by seal --hash-file"
     )
+    _dsn_option(p)
     p.set_defaults(func=_verify)
 
     p = subparsers.add_parser("archive", help="archive and drop expired partitions (retention)")
     p.add_argument("--dir", type=Path, default=Path("."), help="where archives go (default: .)")
     p.add_argument("--no-retire", action="store_true", help="export and check only; drop nothing")
+    _dsn_option(p)
     p.set_defaults(func=_archive)
     sub = p.add_subparsers(dest="archive_command", required=False)
     v = sub.add_parser(
@@ -54,7 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     v.add_argument("file", type=Path, help="NAME.jsonl.gz or NAME.manifest.json")
     v.add_argument("--offline", action="store_true", help="do not compare with the database's seal")
+    _dsn_option(v)
     v.set_defaults(func=_archive_verify)
+
+
+def _dsn_option(parser: argparse.ArgumentParser) -> None:
+    # Also after the subcommand (pg-audit seal --dsn ...); SUPPRESS keeps a
+    # --dsn given before it when this one is absent.
+    parser.add_argument("--dsn", default=argparse.SUPPRESS, help="libpq connection string")
 
 
 def _connect(args: argparse.Namespace) -> psycopg.Connection:

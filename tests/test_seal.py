@@ -250,7 +250,7 @@ def test_cli_seal_verify_and_expect(db, tmp_path, capsys):
     assert cli(["--dsn", db.conninfo(), "seal", "--hash-file", str(head)]) == 0
     batch, digest = head.read_text().split()
     assert capsys.readouterr().out.split() == [batch, digest]
-    assert cli(["--dsn", db.conninfo(), "seal", "--no-seal"]) == 0
+    assert cli(["seal", "--no-seal", "--dsn", db.conninfo()]) == 0
     assert capsys.readouterr().out.split() == [batch, digest]
     assert cli(["--dsn", db.conninfo(), "verify", "--expect", digest]) == 0
     assert cli(["--dsn", db.conninfo(), "verify", "--expect-file", str(head)]) == 0
@@ -323,3 +323,13 @@ def test_concurrent_writers_and_seals_cover_every_event_exactly_once(db, roles):
         all_ids = {r[0] for r in conn.execute("SELECT id FROM audit.event")}
         assert {u for u, _ in sealed} == all_ids
         assert verify(conn).ok
+
+
+def test_the_pg_audit_command_carries_seal_and_verify(db, capsys):
+    from pg_audit_schema.cli import main as pg_audit
+
+    with db.connect() as conn:
+        _events(conn, 2)
+    assert pg_audit(["--dsn", db.conninfo(), "seal"]) == 0
+    assert pg_audit(["verify", "--dsn", db.conninfo()]) == 0
+    assert "ok: 1 batches, 2 events intact" in capsys.readouterr().out
