@@ -460,3 +460,18 @@ def test_status_estimates_a_large_log_instead_of_counting_it(
     assert (exact.events, exact.events_estimated) == (50, False)
     assert estimated.events_estimated and estimated.events == 50
     assert "events:   ~50 " in render(estimated)
+
+
+def test_export_reads_through_a_server_side_cursor(db: Any, roles: dict[str, str]) -> None:
+    from pg_audit_schema._export import rows
+
+    with db.connect(roles["app"]) as app:
+        app.execute("SELECT audit.log_event('PING') FROM generate_series(1, 10)")
+    with db.connect(roles["reader"]) as conn:
+        since, until = conn.execute("SELECT now() - interval '1 hour', now()").fetchone()  # type: ignore[misc]
+        events = rows(conn, since, until)
+        first = next(events)
+        # The rest waits on the server, in a cursor of this transaction.
+        cursors = conn.execute("SELECT name FROM pg_cursors").fetchall()
+        assert cursors == [("pg_audit_export",)]
+        assert first["action"] == "PING" and len(list(events)) == 9
