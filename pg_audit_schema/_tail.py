@@ -1,8 +1,9 @@
 """``pg-audit tail``: follow new events as they commit.
 
-The log announces each INSERT statement on channel ``audit_event`` with the
-newest id (trigger ``audit_notify``). tail sleeps in LISTEN and, when woken,
-reads ``id > last seen`` through the primary key: no polling. Ids are taken
+tail reads ``id > last seen`` through the primary key once a second (one
+index probe), and sooner when woken on channel ``audit_event``, which the
+trigger ``audit_notify`` announces if a superuser enabled it (it is off by
+default: notifying serialises commits; see sql/0003_reporting.sql). Ids are taken
 in insertion order but committed in any order, so an id skipped over may
 still arrive from a longer transaction: such gaps are remembered and asked
 for again at the next wake-up, for a while.
@@ -25,6 +26,7 @@ CHANNEL = "audit_event"
 BATCH = 5000
 GAP_TTL = 600.0  # seconds a skipped id may still commit
 GAP_MAX = 100_000
+POLL = 1.0  # seconds between reads when no notification wakes tail
 
 COLUMNS = (
     "id, occurred_at, action, outcome, actor_id, actor_name, ip::text AS ip, user_agent, "
@@ -34,7 +36,7 @@ COLUMNS = (
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("tail", help="follow new events live (LISTEN/NOTIFY)")
+    p = sub.add_parser("tail", help="follow new events live")
     p.add_argument(
         "--action", help="only these actions (comma-separated, e.g. LOGIN_FAILED,DELETE)"
     )
@@ -156,13 +158,14 @@ def follow(conn: psycopg.Connection, args: argparse.Namespace) -> int:
             if len(rows) == BATCH:
                 woken[0] = True
                 continue
-        wait = 5.0
+        wait = POLL
         if deadline is not None:
-            wait = deadline - time.monotonic()
+            wait = min(wait, deadline - time.monotonic())
             if wait <= 0:
                 return 0
-        for _ in conn.notifies(timeout=min(wait, 5.0), stop_after=1):
-            woken[0] = True
+        for _ in conn.notifies(timeout=wait, stop_after=1):
+            pass
+        woken[0] = True
 
 
 def command(args: argparse.Namespace) -> int:

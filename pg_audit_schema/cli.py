@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         mod.register(sub)
+    # `pg-audit install --dsn DSN` reads as naturally as `pg-audit --dsn DSN install`.
+    for command in sub.choices.values():
+        if "--dsn" not in command._option_string_actions:
+            command.add_argument("--dsn", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

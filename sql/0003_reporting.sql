@@ -353,33 +353,31 @@ GRANT EXECUTE ON FUNCTION audit.row_as_of(regclass, jsonb, timestamptz) TO audit
 -- NOTIFY for followers (pg-audit tail)
 -- ---------------------------------------------------------------------------
 
--- Once per INSERT statement on the log, however many rows: the newest id, so a
--- listener fetches "id > last seen" through the primary key. Notifications
--- are sent at commit, so a rolled-back event is never announced.
+-- Live tail: one notification per writing transaction (pg_notify folds equal
+-- payloads), created DISABLED. A transaction that notifies takes a
+-- cluster-wide lock on the notification queue at commit, so committing writers
+-- queue behind each other: with 4 writers and synchronous_commit on it kept
+-- 0.62 of the throughput (measured). pg-audit tail polls the primary key once a
+-- second without it; a superuser who wants instant wake-ups runs
+--   ALTER TABLE audit.event ENABLE ALWAYS TRIGGER audit_notify;
 CREATE FUNCTION audit.notify_event() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    newest bigint;
 BEGIN
-    SELECT max(n.id) INTO newest FROM audit_new n;
-    IF newest IS NOT NULL THEN
-        PERFORM pg_catalog.pg_notify('audit_event', newest::text);
-    END IF;
+    PERFORM pg_catalog.pg_notify('audit_event', '');
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION audit.notify_event() IS
-    'pg-audit: statement trigger function on audit.event: pg_notify(''audit_event'', newest id) for pg-audit tail';
+    'pg-audit: statement trigger function on audit.event: pg_notify(''audit_event'') so pg-audit tail wakes at once';
 REVOKE ALL ON FUNCTION audit.notify_event() FROM PUBLIC;
 
 CREATE TRIGGER audit_notify AFTER INSERT ON audit.event
-    REFERENCING NEW TABLE AS audit_new
     FOR EACH STATEMENT EXECUTE FUNCTION audit.notify_event();
-ALTER TABLE audit.event ENABLE ALWAYS TRIGGER audit_notify;
+ALTER TABLE audit.event DISABLE TRIGGER audit_notify;
 COMMENT ON TRIGGER audit_notify ON audit.event IS
-    'pg-audit: announces new events on channel audit_event (payload: newest id), once per statement (ENABLE ALWAYS)';
+    'pg-audit: off by default (it serialises commits); when enabled, wakes pg-audit tail on channel audit_event once per writing transaction';
 
 RESET ROLE;
 

@@ -380,12 +380,13 @@ def test_console_script_tail_json_and_status_with_pg_environment(
 
 
 def _wait_until_listening(db: Any, user: str) -> None:
-    """Until tail has run LISTEN and read the newest id (its last query, idle)."""
+    """Until tail has read the newest id and waits (idle after that or a later poll)."""
     with db.connect() as su:
         for _ in range(300):
             row = su.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s "
-                "AND state = 'idle' AND query LIKE 'SELECT coalesce(max(id), 0)%%'",
+                "AND state = 'idle' AND (query LIKE 'SELECT coalesce(max(id), 0)%%' "
+                "OR query LIKE 'SELECT id, occurred_at%%')",
                 [db.name, user],
             ).fetchone()
             if row and row[0]:
@@ -475,3 +476,11 @@ def test_export_reads_through_a_server_side_cursor(db: Any, roles: dict[str, str
         cursors = conn.execute("SELECT name FROM pg_cursors").fetchall()
         assert cursors == [("pg_audit_export",)]
         assert first["action"] == "PING" and len(list(events)) == 9
+
+
+def test_dsn_may_follow_the_command_as_the_contract_writes_it(
+    empty_db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["install", "--dsn", empty_db.conninfo()]) == 0
+    assert main(["status", "--dsn", empty_db.conninfo()]) == 0
+    assert "installed" in capsys.readouterr().out

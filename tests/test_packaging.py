@@ -18,7 +18,10 @@ def test_psql_runner_applies_every_step_in_order() -> None:
     included = re.findall(r"^\\ir (\d{4}_\w+\.sql)$", text, flags=re.M)
     assert included == [step.path.name for step in available_steps()]
     for step in available_steps():
-        guard = f"WHERE version = {step.version}) AS pending \\gset\n\\if :pending\n\\ir {step.path.name}"
+        guard = (
+            f"WHERE version = {step.version}) AS pending \\gset\n"
+            f"\\if :pending\n\\ir {step.path.name}"
+        )
         assert guard in text, f"install.sql does not guard {step.path.name} by its version"
 
 
