@@ -32,6 +32,11 @@ SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 4) AS pendin
 \ir 0004_retention.sql
 \endif
 
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 5) AS pending \gset
+\if :pending
+\ir 0005_viewer_indexes.sql
+\endif
+
 \ir guards.sql
 COMMIT;
 \o
