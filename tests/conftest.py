@@ -136,3 +136,31 @@ def empty_db(pg_server: PgServer, roles: dict[str, str]) -> Iterator[Database]:
     yield Database(pg_server, name)
     with pg_server.connect() as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def module_db(
+    request: pytest.FixtureRequest, pg_server: PgServer, template_db: str, roles: dict[str, str]
+) -> Iterator[Database]:
+    """One database for a whole test module, where creating one per test would
+    cost most of the run; pair it with ``reset_public_schema`` before each test."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    name = f"{PREFIX}_{os.getpid()}_{module}"
+    with pg_server.connect() as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+        for role in roles.values():
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(name), sql.Identifier(role)
+                )
+            )
+    yield Database(pg_server, name)
+    with pg_server.connect() as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 PREFIX = "pgaudit_test"
@@ -58,3 +59,18 @@ class Database:
     def connect(self, user: str | None = None) -> psycopg.Connection:
         """Autocommit connection, as the superuser or as one of the test roles."""
         return self.server.connect(self.name, user)
+
+
+def reset_public_schema(db: Database, roles: dict[str, str]) -> int:
+    """An empty public schema for the next test of a shared database; returns
+    the newest event id so far, so the test reads only its own events."""
+    with db.connect() as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        for role in roles.values():
+            conn.execute(
+                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role))
+            )
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
+    return row[0] if row else 0

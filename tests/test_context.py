@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from pgtest import Database, PgServer
-from psycopg import sql
+from pgtest import Database, reset_public_schema
 
 FIELDS = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
 BOUNDS = {"actor_id": 256, "actor_name": 256, "user_agent": 512, "request_id": 128}
@@ -24,32 +21,13 @@ _since = [0]
 
 
 @pytest.fixture(scope="module")
-def db(pg_server: PgServer, template_db: str, roles: dict[str, str]) -> Iterator[Database]:
-    name = f"{template_db.removesuffix('_template')}_{os.getpid()}_{__name__.rsplit('.', 1)[-1]}"
-    with pg_server.connect() as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template_db)))
-        for role in roles.values():
-            conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(name), sql.Identifier(role)))
-    yield Database(pg_server, name)
-    with pg_server.connect() as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+def db(module_db: Database) -> Database:
+    return module_db
 
 
 @pytest.fixture(autouse=True)
 def _fresh_public_schema(db: Database, roles: dict[str, str]) -> None:
-    with db.connect() as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
-        for role in roles.values():
-            conn.execute(
-                sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
-        row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
-        _since[0] = row[0] if row else 0
+    _since[0] = reset_public_schema(db, roles)
 
 
 def events(db: Database) -> list[dict[str, Any]]:
