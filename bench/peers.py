@@ -35,7 +35,11 @@ def base_requirements() -> list[str]:
 
 
 def _key(library: str) -> str:
-    return hashlib.sha256(json.dumps([base_requirements(), PACKAGES[library]]).encode()).hexdigest()
+    # The bridge's venv follows this checkout's declared dependencies.
+    project = (ROOT / "pyproject.toml").read_text() if library == "django_bridge" else ""
+    return hashlib.sha256(
+        json.dumps([base_requirements(), PACKAGES[library], project]).encode()
+    ).hexdigest()
 
 
 def python_for(library: str) -> Path:
