@@ -9,12 +9,16 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: demo test lint
+.PHONY: demo test bench lint
 demo: $(VENV)/.installed
 	$(VENV)/bin/pg-audit demo
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The benchmark suite (about 11 minutes on 2 cores); BENCH_ARGS=--smoke for seconds.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
