@@ -20,28 +20,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ._common import connect, require_schema, time_arg
+from .installer import EVENT_COLUMNS
 
 BATCH = 2000
-FIELDS = [
-    "id",
-    "occurred_at",
-    "tx_started_at",
-    "action",
-    "outcome",
-    "actor_id",
-    "actor_name",
-    "ip",
-    "user_agent",
-    "request_id",
-    "db_role",
-    "application_name",
-    "table_name",
-    "row_key",
-    "old_values",
-    "new_values",
-    "detail",
-    "txid",
-]
+FIELDS = list(EVENT_COLUMNS)
 QUERY = (
     "SELECT id, occurred_at, tx_started_at, action, outcome, actor_id, actor_name, ip::text AS ip, "
     "user_agent, request_id, db_role, application_name, table_name, row_key, old_values, "

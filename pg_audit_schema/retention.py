@@ -20,31 +20,11 @@ from pathlib import Path
 import psycopg
 
 from .errors import PgAuditError
-from .installer import require_installed
+from .installer import EVENT_COLUMNS, require_installed
 
 DATA_SUFFIX = ".jsonl.gz"
 # Positions in a canonical event line (audit.event_canonical, format 1).
-FIELDS = (
-    "format",
-    "id",
-    "occurred_at",
-    "tx_started_at",
-    "action",
-    "outcome",
-    "actor_id",
-    "actor_name",
-    "ip",
-    "user_agent",
-    "request_id",
-    "db_role",
-    "application_name",
-    "table_name",
-    "row_key",
-    "old_values",
-    "new_values",
-    "detail",
-    "txid",
-)
+FIELDS = ("format", *EVENT_COLUMNS)
 MANIFEST_SUFFIX = ".manifest.json"
 
 
