@@ -301,34 +301,39 @@ def _insert_until_done(
             time.sleep(0.1)
 
 
-def test_tail_prints_an_event_committed_by_another_connection(
-    db: Any, roles: dict[str, str]
-) -> None:
+def _tail_in_background(argv: list[str]) -> tuple[threading.Thread, io.StringIO, list[int]]:
+    """Runs ``pg-audit`` with argv in a thread; returns the thread, its stdout
+    and a list that receives its exit code."""
     out = io.StringIO()
     result: list[int] = []
 
     def follow() -> None:
         with contextlib.redirect_stdout(out):
-            result.append(
-                main(
-                    [
-                        "--dsn",
-                        db.conninfo(roles["reader"]),
-                        "tail",
-                        "--action",
-                        "login",
-                        "--actor",
-                        "carol",
-                        "--limit",
-                        "2",
-                        "--timeout",
-                        "30",
-                    ]
-                )
-            )
+            result.append(main(argv))
 
     thread = threading.Thread(target=follow)
     thread.start()
+    return thread, out, result
+
+
+def test_tail_prints_an_event_committed_by_another_connection(
+    db: Any, roles: dict[str, str]
+) -> None:
+    thread, out, result = _tail_in_background(
+        [
+            "--dsn",
+            db.conninfo(roles["reader"]),
+            "tail",
+            "--action",
+            "login",
+            "--actor",
+            "carol",
+            "--limit",
+            "2",
+            "--timeout",
+            "30",
+        ]
+    )
     _insert_until_done(db, roles, lambda: not thread.is_alive())
     thread.join(35)
     assert result == [0]
@@ -402,28 +407,10 @@ def test_tail_shows_an_event_whose_transaction_commits_after_a_newer_one(
 ) -> None:
     """Ids are handed out at insert, not at commit: a slow transaction's event
     has a lower id than events committed before it, and must not be skipped."""
-    out = io.StringIO()
-    result: list[int] = []
-
-    def follow() -> None:
-        with contextlib.redirect_stdout(out):
-            result.append(
-                main(
-                    [
-                        "--dsn",
-                        db.conninfo(roles["reader"]),
-                        "tail",
-                        "--limit",
-                        "2",
-                        "--timeout",
-                        "30",
-                    ]
-                )
-            )
-
     with db.connect(roles["app"]) as slow, db.connect(roles["app"]) as fast:
-        thread = threading.Thread(target=follow)
-        thread.start()
+        thread, out, result = _tail_in_background(
+            ["--dsn", db.conninfo(roles["reader"]), "tail", "--limit", "2", "--timeout", "30"]
+        )
         _wait_until_listening(db, roles["reader"])
         slow.execute("BEGIN")
         slow.execute("SELECT audit.log_event('SLOW', actor_id => 'slow')")
