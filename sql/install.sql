@@ -37,6 +37,21 @@ SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 5) AS pendin
 \ir 0005_viewer_indexes.sql
 \endif
 
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 6) AS pending \gset
+\if :pending
+\ir 0006_trust_boundary.sql
+\endif
+
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 7) AS pending \gset
+\if :pending
+\ir 0007_seals.sql
+\endif
+
+SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 8) AS pending \gset
+\if :pending
+\ir 0008_investigation.sql
+\endif
+
 \ir guards.sql
 COMMIT;
 \o
