@@ -74,20 +74,48 @@ def test_attempted_user_name_is_bounded_and_cleaned(client: Client, last_event_i
 
 
 def test_failed_login_survives_the_rollback_of_the_request_transaction(
-    alice: Any, last_event_id: int
+    client: Client, alice: Any, last_event_id: int
 ) -> None:
+    # The view authenticates, then fails: ATOMIC_REQUESTS rolls its transaction back.
+    client.raise_request_exception = False
+    connection.settings_dict["ATOMIC_REQUESTS"] = True
+    try:
+        response = client.post("/w/fail-login/", {"username": "alice", "password": "bad"},
+                               REMOTE_ADDR="203.0.113.77")
+    finally:
+        connection.settings_dict["ATOMIC_REQUESTS"] = False
+    assert response.status_code == 500
+    (event,) = _events(last_event_id, "LOGIN_FAILED")
+    assert (event["ip"], event["detail"]) == ("203.0.113.77", {"username": "alice"})
+
+
+def test_failed_login_in_a_job_is_written_when_the_job_ends(alice: Any,
+                                                             last_event_id: int) -> None:
     from django.contrib.auth import authenticate
     from django.db import transaction
-    from django.test import RequestFactory
 
     from django_bridge.context import audit_context
 
-    request = RequestFactory().post("/login/", REMOTE_ADDR="203.0.113.77")
-    with pytest.raises(RuntimeError), transaction.atomic(), audit_context(ip="203.0.113.77"):
-        assert authenticate(request, username="alice", password="bad") is None
-        raise RuntimeError("the view failed after the attempt")
+    with audit_context(ip="203.0.113.78"):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            assert authenticate(None, username="alice", password="bad") is None
+            raise RuntimeError("the job failed after the attempt")
+        assert _events(last_event_id, "LOGIN_FAILED") == []  # kept until the job ends
     (event,) = _events(last_event_id, "LOGIN_FAILED")
-    assert event["ip"] == "203.0.113.77"
+    assert event["ip"] == "203.0.113.78"
+
+
+@pytest.mark.parametrize("request_object", [None, object(), {"META": "not a request"}])
+def test_failed_login_whose_request_is_not_an_http_request(
+    request_object: Any, alice: Any, last_event_id: int
+) -> None:
+    # GraphQL resolvers and custom backends pass objects of their own (Django's own
+    # test_login_failed passes one); the attempt is recorded without request data.
+    from django.contrib.auth import authenticate
+
+    assert authenticate(request_object, username="alice", password="bad") is None
+    (event,) = _events(last_event_id, "LOGIN_FAILED")
+    assert (event["ip"], event["detail"]) == (None, {"username": "alice"})
 
 
 def test_failed_login_through_the_view_under_atomic_requests(
