@@ -10,6 +10,10 @@ class DjangoBridgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_migrate
+
         from . import checks, handlers  # noqa: F401  (registers checks and receivers)
+        from .install import refuse_unapplying
 
         handlers.connect()
+        pre_migrate.connect(refuse_unapplying, sender=self, dispatch_uid="pg_audit_refuse_unapply")

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import psycopg
-
 from .errors import NotInstalled, PgAuditError
+
+try:
+    import psycopg
+
+    _DriverError: type[Exception] = psycopg.Error
+except ImportError:  # a psycopg2 Django project: django_bridge.install runs install() itself
+    _DriverError = PgAuditError
 
 # The columns of audit.event in table order, as exports and archives write them.
 EVENT_COLUMNS = (
@@ -109,7 +114,7 @@ def install(conn: psycopg.Connection) -> list[Step]:
                     conn.execute(step.text())
                     applied.append(step)
             conn.execute(guards)
-    except psycopg.Error as exc:
+    except _DriverError as exc:
         raise PgAuditError(f"installing the audit schema failed: {_one_line(exc)}") from exc
     return applied
 

@@ -9,8 +9,8 @@ pool of at most POOL_MAX connections), "direct" (no pool, CONN_MAX_AGE 0) or
 "pgbouncer" (HOST/PORT is a pgbouncer in transaction mode). THREADS clients
 fetch the login form once for the CSRF token, then post wrong passwords.
 Prints one JSON object: responses by status, seconds, p99 latency, and the
-most backends of USER on DBNAME (or MONITOR_DB behind pgbouncer) seen at once (sampled every 5 ms through
-MONITOR_DSN, a superuser connection to the server itself).
+most backends of USER on DBNAME (MONITOR_DB behind pgbouncer) seen at once,
+sampled every 5 ms through MONITOR_DSN (a superuser connection to the server).
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from typing import Any
 def configure(mode: str, host: str, port: str, dbname: str, user: str, password: str,
               pool_max: int) -> None:
     import django
-    from django.conf import settings
-
     import testproject.settings as base
+    from django.conf import settings
 
     database: dict[str, Any] = {
         "ENGINE": "django.db.backends.postgresql", "NAME": dbname, "HOST": host, "PORT": port,

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "accounts",  # sorts before django_bridge: migration order must not depend on labels
     "pgtrigger",
     "django_bridge",
     "shop",
