@@ -14,7 +14,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-import psycopg
+try:
+    import psycopg
+except ImportError:  # pg-audit[django] leaves the driver to the project (docs/django.md)
+    sys.exit("pg-audit: the command line needs psycopg 3: pip install 'pg-audit[cli]'")
 
 from . import _export, _report, _status, _tail
 from ._common import EXIT_ERROR, connect, one_line, require_schema
