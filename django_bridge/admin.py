@@ -21,7 +21,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connections, router
+from django.db import connections
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -32,6 +32,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from .models import AuditEvent
+from .routing import viewer_database
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,11 @@ def csv_cell(value: Any) -> str | int:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def access_problem(using: str) -> str | None:
+def access_problem(using: str | None) -> str | None:
     """Why the database role of ``using`` cannot read audit.event, or None when it can."""
+    if using is None:
+        return ("No PostgreSQL database holds the audit schema: add one and let django_bridge "
+                "migrate there (check pg_audit.E002).")
     with connections[using].cursor() as cursor:
         # CASE evaluates in order, so a missing schema never reaches the privilege checks.
         cursor.execute(
@@ -306,6 +310,10 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     # --- list ---------------------------------------------------------------
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # The routers' database for AuditEvent reads, else the one holding the schema.
+        return super().get_queryset(request).using(viewer_database())
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return AuditChangeList
 
@@ -434,7 +442,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """A clear page instead of a 500 when the database role cannot read the log."""
         if not self.has_view_permission(request):
             return None  # the admin's own 403 comes first
-        problem = access_problem(router.db_for_read(AuditEvent))
+        problem = access_problem(viewer_database())
         if problem is None:
             return None
         logger.warning("pg-audit admin viewer: %s", problem)

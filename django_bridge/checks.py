@@ -21,15 +21,24 @@ EARLIER_THAN = (
 
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .routing import allows_schema, schema_databases
+
     messages: list[checks.CheckMessage] = []
     for alias in connections:
-        if connections[alias].vendor != "postgresql":
+        if connections[alias].vendor != "postgresql" and allows_schema(alias):
             messages.append(checks.Error(
-                f"database {alias!r} is not PostgreSQL ({connections[alias].vendor})",
+                f"database {alias!r} is not PostgreSQL ({connections[alias].vendor}) but the "
+                "routers let django_bridge migrate there",
                 hint="pg-audit records events with PostgreSQL triggers; use "
-                     "django.db.backends.postgresql, or route django_bridge away from this "
-                     "database.",
+                     "django.db.backends.postgresql, or make your router's allow_migrate() "
+                     "return False for app 'django_bridge' on this database.",
                 id="pg_audit.E001"))
+    if not schema_databases():
+        messages.append(checks.Error(
+            "no PostgreSQL database holds the audit schema: events have nowhere to go",
+            hint="Add a django.db.backends.postgresql database and let django_bridge "
+                 "migrate there (DATABASE_ROUTERS allow_migrate).",
+            id="pg_audit.E002"))
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     if MIDDLEWARE not in middleware:
         messages.append(checks.Warning(
@@ -73,10 +82,13 @@ def check_database(app_configs: Any = None, databases: Any = None,
     from pg_audit_schema.installer import latest_version
 
     messages: list[checks.CheckMessage] = []
+    from .routing import schema_databases
+
+    homes = schema_databases()
     for alias in databases or []:
-        connection = connections[alias]
-        if connection.vendor != "postgresql":
+        if alias not in homes:
             continue
+        connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user), "
