@@ -1,4 +1,4 @@
-"""A read-only admin viewer for ``audit.event``, for superusers only.
+"""A read-only admin viewer for ``audit.event``, for users with its view permission.
 
 Built for a log of millions of rows: pages never run an unbounded COUNT,
 every filter and the search use a column that an index of audit.event can
@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,16 +22,18 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connections, router
 from django.db.models import Model, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from .display import key_forms, plain, summary, to_json
 from .models import AuditEvent
 from .routing import viewer_database
 
@@ -40,7 +43,7 @@ KNOWN_ACTIONS = (
     "INSERT", "UPDATE", "DELETE", "TRUNCATE",
     "LOGIN", "LOGOUT", "LOGIN_FAILED",
     "ADMIN_CREATE", "ADMIN_UPDATE", "ADMIN_DELETE",
-    "TRACKING_ENABLED", "TRACKING_DISABLED",
+    "DDL", "TRACKING_ENABLED", "TRACKING_DISABLED",
 )
 
 # Past this many matching rows the list says "more than N" instead of counting.
@@ -49,7 +52,7 @@ COUNT_CAP = 10_000
 CSV_COLUMNS = (
     "id", "occurred_at", "action", "outcome", "actor_id", "actor_name", "ip", "user_agent",
     "request_id", "db_role", "application_name", "table_name", "row_key", "old_values",
-    "new_values", "detail", "txid", "tx_started_at",
+    "new_values", "detail", "txid", "tx_started_at", "old_row_key",
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
@@ -66,8 +69,8 @@ def csv_cell(value: Any) -> str | int:
         return value
     if isinstance(value, datetime.datetime):
         return value.isoformat()
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (dict, list, Decimal)):
+        text = to_json(value)
     else:
         text = str(value)
     if text.lstrip(" ").startswith(_FORMULA_START):
@@ -206,10 +209,7 @@ class TableFilter(InputFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         table = self.values.get("table")
-        if not table:
-            return queryset
-        # "shop_order" means "public.shop_order", as audit.table_name() spells it.
-        return queryset.filter(table_name=table if "." in table else f"public.{table}")
+        return queryset.filter(table_name=qualified(table)) if table else queryset
 
 
 class IpFilter(InputFilter):
@@ -227,27 +227,89 @@ class IpFilter(InputFilter):
         return queryset.filter(ip__net_contained_or_equal=str(network))
 
 
+class RequestFilter(InputFilter):
+    title = "request"
+    inputs = (("request", "Request id", "text"),)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        request_id = self.values.get("request")
+        return queryset.filter(request_id=request_id) if request_id else queryset
+
+
+def qualified(table: str) -> str:
+    # "shop_order" means "public.shop_order", as audit.table_name() spells it.
+    return table if "." in table else f"public.{table}"
+
+
+class RowFilter(InputFilter):
+    """Every event of one row, through audit.row_history() (keys it had before included)."""
+
+    title = "row"
+    inputs = (("row", 'Row key (JSON, e.g. {"id": "42"}) with a table', "text"),)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        raw = self.values.get("row")
+        if not raw:
+            return queryset
+        table = (self.request.GET.get("table") or "").strip()
+        try:
+            key = json.loads(raw)
+        except ValueError:
+            key = None
+        if not isinstance(key, dict) or not key or not table:
+            return self.reject(queryset, f"A row is a JSON object key and a table: {raw[:60]!r}")
+        if not _table_exists(queryset.db, qualified(table)):
+            # A dropped table: its events are still there, under the key they carried.
+            return queryset.filter(row_key__in=key_forms(key))
+        forms = key_forms(key)
+        sql = " UNION ALL ".join(
+            ["SELECT id FROM audit.row_history(%s::regclass, %s::jsonb)"] * len(forms))
+        params = [p for form in forms for p in (qualified(table), json.dumps(form))]
+        return queryset.filter(id__in=RawSQL(sql, params))
+
+
+def _table_exists(using: str, table: str) -> bool:
+    with connections[using].cursor() as cursor:
+        schema, _, name = table.partition(".")
+        cursor.execute("SELECT pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
+                       "IS NOT NULL", [schema, name])
+        return bool(cursor.fetchone()[0])
+
+
 class DateRangeFilter(InputFilter):
-    title = "date range (occurred at)"
-    inputs = (("occurred_from", "From", "date"), ("occurred_to", "To (inclusive)", "date"))
+    title = "time range (occurred at)"
+    inputs = (("occurred_from", "From", "datetime-local"),
+              ("occurred_to", "To (inclusive)", "datetime-local"))
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         bounds: dict[str, datetime.datetime] = {}
-        for name, lookup, days in (("occurred_from", "gte", 0), ("occurred_to", "lt", 1)):
+        for name, lookup in (("occurred_from", "gte"), ("occurred_to", "lt")):
             raw = self.values.get(name)
             if not raw:
                 continue
             try:
-                day = datetime.date.fromisoformat(raw) + datetime.timedelta(days=days)
+                moment, step = _moment(raw)
             except ValueError:
-                return self.reject(queryset, f"Not a date (YYYY-MM-DD): {raw[:30]!r}")
-            # Whole days in the site's time zone; a range on occurred_at prunes
-            # the monthly partitions and uses the BRIN index.
-            start = datetime.datetime.combine(day, datetime.time.min)
+                return self.reject(
+                    queryset, f"Not a date or time (YYYY-MM-DD[THH:MM[:SS]]): {raw[:30]!r}")
+            # "To" includes its whole day, minute or second. In the site's time zone;
+            # a range on occurred_at prunes the monthly partitions and uses the BRIN index.
+            if lookup == "lt":
+                moment += step
             bounds[f"occurred_at__{lookup}"] = (
-                timezone.make_aware(start) if timezone.is_naive(start) and _use_tz() else start
-            )
+                timezone.make_aware(moment) if _use_tz() else moment)
         return queryset.filter(**bounds)
+
+
+def _moment(raw: str) -> tuple[datetime.datetime, datetime.timedelta]:
+    """A typed date or date-time and the precision it was given with."""
+    raw = raw.strip().replace(" ", "T")
+    if "T" not in raw:
+        day = datetime.date.fromisoformat(raw)
+        return datetime.datetime.combine(day, datetime.time.min), datetime.timedelta(days=1)
+    moment = datetime.datetime.fromisoformat(raw).replace(tzinfo=None, microsecond=0)
+    seconds = raw.split("T", 1)[1].count(":") >= 2
+    return moment, datetime.timedelta(seconds=1 if seconds else 60)
 
 
 def _use_tz() -> bool:
@@ -258,9 +320,10 @@ def _use_tz() -> bool:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "when", "action", "actor", "ip", "table_name", "row", "request_id")
+    list_display = ("id", "when", "action", "actor", "ip", "object", "what_changed", "request")
     list_display_links = ("id",)
-    list_filter = (ActionFilter, DateRangeFilter, ActorFilter, IpFilter, TableFilter)
+    list_filter = (ActionFilter, DateRangeFilter, ActorFilter, IpFilter, TableFilter, RowFilter,
+                   RequestFilter)
     # Only the primary key orders cheaply (newest first is ORDER BY id DESC).
     sortable_by = ("id",)
     ordering = ("-id",)
@@ -275,7 +338,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     actions = None
     fieldsets = (
         (None, {"fields": ("id", "when", "action", "outcome", "table_name", "row_key_json",
-                           "changes_table")}),
+                           "old_row_key_json", "changes_table", "statement")}),
         ("Who and where", {"fields": ("actor_id", "actor_name", "ip", "user_agent", "request_id",
                                       "db_role", "application_name")}),
         ("Other", {"fields": ("detail_json", "txid", "tx_started_at")}),
@@ -283,7 +346,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = (
         "id", "occurred_at", "tx_started_at", "action", "outcome", "actor_id", "actor_name", "ip",
         "user_agent", "request_id", "db_role", "application_name", "table_name", "txid",
-        "row_key_json", "changes_table", "detail_json", "when",
+        "row_key_json", "old_row_key_json", "changes_table", "statement", "detail_json", "when",
     )
     change_list_template = "admin/django_bridge/auditevent/change_list.html"
     change_form_template = "admin/django_bridge/auditevent/change_form.html"
@@ -294,10 +357,10 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     # --- who may see it -----------------------------------------------------
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_superuser(request)
+        return may_view(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return _is_superuser(request)
+        return may_view(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -327,6 +390,11 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="actor")
     def actor(self, event: AuditEvent) -> str:
+        if event.actor_id is None and event.actor_name is None:
+            # No application user: the database login that made the change (a DBA in
+            # psql, a cron job) is who did it.
+            return format_html('<span class="audit-role" title="database role (no application '
+                               'user)">{} <small>(db role)</small></span>', event.db_role)
         if event.actor_id is None:
             return event.actor_name or "-"
         return format_html(
@@ -336,11 +404,26 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
     @admin.display(description="row")
-    def row(self, event: AuditEvent) -> str:
-        if not event.row_key:
+    def object(self, event: AuditEvent) -> str:
+        if not event.table_name:
             return ""
-        return ", ".join(f"{k}={v}" for k, v in event.row_key.items()) if isinstance(
-            event.row_key, dict) else json.dumps(event.row_key)
+        if not isinstance(event.row_key, dict) or not event.row_key:
+            return event.table_name
+        key = ", ".join(f"{k}={plain(v)}" for k, v in event.row_key.items())
+        return format_html('<a href="?{}" title="Every event of this row">{} {}</a>',
+                           row_query(event.table_name, event.row_key), event.table_name, key)
+
+    @admin.display(description="what changed")
+    def what_changed(self, event: AuditEvent) -> str:
+        return summary(event, self._content_type_name(event))
+
+    @admin.display(description="request")
+    def request(self, event: AuditEvent) -> str:
+        if not event.request_id:
+            return ""
+        return format_html('<a href="?{}" title="Every event of request {}">{}</a>',
+                           urlencode({"request": event.request_id}), event.request_id,
+                           event.request_id[:8])
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -371,8 +454,8 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             '<td class="audit-new">{}</td></tr>',
             (
                 (c.column,
-                 _json_cell(c.old) if c.has_old else absent,
-                 _json_cell(c.new) if c.has_new else absent)
+                 _value_cell(c.old) if c.has_old else absent,
+                 _value_cell(c.new) if c.has_new else absent)
                 for c in changes
             ),
         )
@@ -385,14 +468,72 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="row key")
     def row_key_json(self, event: AuditEvent) -> SafeString | str:
-        return _json_cell(event.row_key) if event.row_key is not None else "-"
+        if event.row_key is None:
+            return "-"
+        if not event.table_name or not isinstance(event.row_key, dict):
+            return _json_cell(event.row_key)
+        return format_html('{} <a href="{}?{}" class="audit-row-history">every event of this '
+                           'row</a>', _json_cell(event.row_key), self._changelist_url(),
+                           row_query(event.table_name, event.row_key))
+
+    @admin.display(description="row key before")
+    def old_row_key_json(self, event: AuditEvent) -> SafeString | str:
+        key = getattr(event, "old_row_key", None)
+        if not isinstance(key, dict) or not event.table_name:
+            return "-"
+        return format_html('{} <a href="{}?{}">every event under this key</a>', _json_cell(key),
+                           self._changelist_url(), row_query(event.table_name, key))
+
+    @admin.display(description="SQL statement")
+    def statement(self, event: AuditEvent) -> SafeString | str:
+        # Changes made without application context (psql, cron) carry their statement.
+        text = event.detail.get("statement") if isinstance(event.detail, dict) else None
+        if not isinstance(text, str):
+            return "-"
+        return format_html('<pre class="audit-json">{}</pre>', text)
 
     @admin.display(description="detail")
     def detail_json(self, event: AuditEvent) -> SafeString | str:
         if event.detail is None:
             return "-"
-        return format_html('<pre class="audit-json">{}</pre>',
-                           json.dumps(event.detail, indent=2, ensure_ascii=False))
+        name = self._content_type_name(event)
+        note = format_html('<p>content type: {}</p>', name) if name else ""
+        return format_html('{}<pre class="audit-json">{}</pre>', note,
+                           to_json(event.detail, indent=2))
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        refused = self._unless_unreadable(request)
+        if refused:
+            return refused
+        event = self.get_object(request, object_id)
+        links = []
+        if event is not None and event.request_id:
+            links.append(("every event of this request",
+                          f"{self._changelist_url()}?{urlencode({'request': event.request_id})}"))
+        if event is not None and event.table_name and isinstance(event.row_key, dict):
+            links.append(("every event of this row",
+                          f"{self._changelist_url()}?{row_query(event.table_name, event.row_key)}"))
+        context = {**(extra_context or {}), "audit_links": links}
+        return super().change_view(request, object_id, form_url, context)
+
+    def _changelist_url(self) -> str:
+        return reverse("admin:django_bridge_auditevent_changelist",
+                       current_app=self.admin_site.name)
+
+    def _content_type_name(self, event: AuditEvent) -> str | None:
+        """app_label.model of an ADMIN_* event, read from django_content_type by id (newer
+        events carry only the id)."""
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        if not event.action.startswith("ADMIN_") or detail.get("content_type_id") is None:
+            return None
+        from django.contrib.contenttypes.models import ContentType
+
+        try:
+            ct = ContentType.objects.get_for_id(int(detail["content_type_id"]))
+        except (ContentType.DoesNotExist, ValueError, TypeError):
+            return detail.get("content_type")
+        return f"{ct.app_label}.{ct.model}"
 
     # --- views --------------------------------------------------------------
 
@@ -408,11 +549,6 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         return self._unless_unreadable(request) or super().changelist_view(request, extra_context)
-
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return self._unless_unreadable(request) or super().change_view(
-            request, object_id, form_url, extra_context)
 
     def export_csv_view(self, request: HttpRequest) -> HttpResponse:
         """The changelist's filtered and searched rows, newest first, as CSV."""
@@ -452,13 +588,65 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                                 context, status=503)
 
 
-def _is_superuser(request: HttpRequest) -> bool:
+class AuditHistoryMixin:
+    """For the ModelAdmin of a tracked model: an "Audit trail" button on each object's
+    page, next to History, opening every event of that row in the audit viewer.
+
+        @admin.register(Order)
+        class OrderAdmin(AuditHistoryMixin, admin.ModelAdmin):
+            ...
+    """
+
+    change_form_template = "admin/django_bridge/audit_trail_change_form.html"
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {**(extra_context or {}), "audit_trail_url": self.audit_trail_url(request,
+                                                                                    object_id)}
+        return super().change_view(request, object_id, form_url, context)  # type: ignore[misc]
+
+    def audit_trail_url(self, request: HttpRequest, object_id: str) -> str | None:
+        if not may_view(request):
+            return None
+        model = self.model  # type: ignore[attr-defined]
+        obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
+        if obj is None:
+            return None
+        with connections[router.db_for_read(model)].cursor() as cursor:
+            cursor.execute("SELECT audit.table_name(%s::regclass)",
+                           [connections[router.db_for_read(model)].ops.quote_name(
+                               model._meta.db_table)])
+            (table,) = cursor.fetchone()
+        # The key as capture writes it: the primary key column's text.
+        key = {model._meta.pk.column: str(obj.pk)}
+        changelist = reverse("admin:django_bridge_auditevent_changelist",
+                             current_app=self.admin_site.name)  # type: ignore[attr-defined]
+        return f"{changelist}?{row_query(table, key)}"
+
+
+def may_view(request: HttpRequest) -> bool:
+    """Active users with the view permission on audit events (superusers have it)."""
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_superuser)
+    return bool(user is not None and user.is_active
+                and user.has_perm("django_bridge.view_auditevent"))
+
+
+def row_query(table: str, key: dict[str, Any]) -> str:
+    """The list's query string for every event of one row."""
+    return urlencode({"table": table, "row": to_json(key)})
 
 
 def _json_cell(value: Any) -> SafeString:
-    return format_html('<code class="audit-json">{}</code>', json.dumps(value, ensure_ascii=False))
+    return format_html('<code class="audit-json">{}</code>', to_json(value))
+
+
+def _value_cell(value: Any) -> SafeString:
+    """One column value: text as recorded, numbers exact; NULL and the empty string marked."""
+    if value is None:
+        return format_html('<span class="audit-null">{}</span>', "NULL")
+    if value == "":
+        return format_html('<span class="audit-empty">{}</span>', "(empty)")
+    return format_html('<span class="audit-value">{}</span>', plain(value))
 
 
 class _Echo:

@@ -24,7 +24,7 @@ from django.db.backends.signals import connection_created
 
 from .context import LIMITS, AuditContext, ContextValues, actor_of, clean, current
 from .routing import event_database
-from .sending import CONTEXT_SQL, install_wrapper
+from .sending import CONTEXT_SQL, NAMES, install_wrapper
 
 logger = logging.getLogger("django_bridge")
 
@@ -33,6 +33,10 @@ USERNAME_LIMIT = 150
 LOG_SQL = (
     "SELECT audit.log_event(action => %s, actor_id => %s, actor_name => %s, detail => %s::jsonb)"
 )
+
+
+SAVED_SQL = "SELECT " + ", ".join(
+    f"coalesce(pg_catalog.current_setting('audit.{name}', true), '')" for name in NAMES)
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -73,11 +77,18 @@ def log_auth_event(
 
 def _write(alias: str, context: list[str], params: list[Any]) -> None:
     connection = connections[alias]
+    inside = connection.in_atomic_block
     with transaction.atomic(using=alias), connection.cursor() as cursor:
+        if inside:
+            # The settings are the transaction's: put back what was there, so a write
+            # later in the same transaction is not attributed to this event's actor.
+            cursor.execute(SAVED_SQL)
+            saved = list(cursor.fetchone())
         cursor.execute(CONTEXT_SQL, context)
         cursor.execute(LOG_SQL, params)
-    # The settings now hold this event's actor: the next write sends its own.
-    connection.pg_audit_sent = None
+        if inside:
+            cursor.execute(CONTEXT_SQL, saved)
+    connection.pg_audit_sent = None  # the next write sends its own context
 
 
 def flush_pending(ctx: AuditContext) -> None:

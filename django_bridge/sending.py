@@ -39,12 +39,12 @@ _LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b", re.IGNORECA
 # libpq transaction status
 _IDLE, _INTRANS, _INERROR = 0, 2, 3
 
-_NAMES = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
+NAMES = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
 CONTEXT_SQL = "SELECT " + ", ".join(
-    f"pg_catalog.set_config('audit.{name}', %s, true)" for name in _NAMES
+    f"pg_catalog.set_config('audit.{name}', %s, true)" for name in NAMES
 )
 _NAMED_SQL = "SELECT " + ", ".join(
-    f"pg_catalog.set_config('audit.{name}', %(_pg_audit_{name})s, true)" for name in _NAMES
+    f"pg_catalog.set_config('audit.{name}', %(_pg_audit_{name})s, true)" for name in NAMES
 )
 
 
@@ -124,7 +124,7 @@ def _send_combined(
     values: ContextValues,
 ) -> Any:
     if isinstance(params, dict):
-        named = {f"_pg_audit_{n}": v for n, v in zip(_NAMES, values, strict=True)}
+        named = {f"_pg_audit_{n}": v for n, v in zip(NAMES, values, strict=True)}
         return execute(f"{_NAMED_SQL}; {sql}", {**params, **named}, False, context)
     if params is None:
         # Without parameters the statement's % signs are literal; with ours they
@@ -164,7 +164,7 @@ def clear_leftovers(ctx: AuditContext) -> None:
         try:
             if connection.connection is not None and _status(connection) == _INTRANS:
                 with connection.connection.cursor() as cursor:
-                    cursor.execute(CONTEXT_SQL, [""] * len(_NAMES))
+                    cursor.execute(CONTEXT_SQL, [""] * len(NAMES))
         except Exception:  # noqa: BLE001 - a broken connection has no context left to clear
             pass
     ctx.sent.clear()

@@ -165,3 +165,21 @@ def test_garbage_address_stores_null_ip_and_the_login_works(
     (event,) = _events(last_event_id, "LOGIN")
     assert event["ip"] is None
     assert "\x00" not in event["detail"]["ip_raw"]
+
+
+def test_a_login_inside_a_transaction_leaves_no_actor_for_its_later_writes(
+    client: Client, alice: Any, last_event_id: int
+) -> None:
+    import uuid
+
+    from django.db import transaction
+    from djtest import product_events
+    from shop.models import Product
+
+    name = uuid.uuid4().hex
+    with transaction.atomic():  # a test's or a script's transaction, no request context
+        client.force_login(alice)
+        Product.objects.create(name=name)
+    (event,) = product_events(name)
+    assert event["actor_id"] is None and event["actor_name"] is None
+    assert [e["action"] for e in _events(last_event_id)] == ["LOGIN"]

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from django_bridge.admin import AuditHistoryMixin
+
 from .models import Order, Product
 
-admin.site.register(Product)
+
+@admin.register(Product)
+class ProductAdmin(AuditHistoryMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    pass
+
+
 admin.site.register(Order)
