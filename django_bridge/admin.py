@@ -31,7 +31,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from .display import key_forms, plain, summary, to_json
 from .models import AuditEvent
@@ -320,7 +320,9 @@ def _use_tz() -> bool:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("id", "when", "action", "actor", "ip", "object", "what_changed", "request")
+    # Who (user or database role, with the address) and where (table, key) take one
+    # column each, so the list fits 1440 px beside the admin's navigation.
+    list_display = ("id", "occurred", "verb", "actor", "object", "what_changed", "request")
     list_display_links = ("id",)
     list_filter = (ActionFilter, DateRangeFilter, ActorFilter, IpFilter, TableFilter, RowFilter,
                    RequestFilter)
@@ -388,20 +390,33 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             value = timezone.localtime(value)
         return value.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
 
-    @admin.display(description="actor")
+    @admin.display(description="occurred at")
+    def occurred(self, event: AuditEvent) -> str:
+        day, _, rest = self.when(event).partition(" ")
+        return format_html('{}<br><span class="audit-time">{}</span>', day, rest)
+
+    @admin.display(description="action")
+    def verb(self, event: AuditEvent) -> str:
+        # TRACKING_ENABLED and ADMIN_UPDATE may wrap after their underscores.
+        return format_html_join(mark_safe("_<wbr>"), "{}", ((p,) for p in event.action.split("_")))
+
+    @admin.display(description="who")
     def actor(self, event: AuditEvent) -> str:
         if event.actor_id is None and event.actor_name is None:
             # No application user: the database login that made the change (a DBA in
             # psql, a cron job) is who did it.
-            return format_html('<span class="audit-role" title="database role (no application '
-                               'user)">{} <small>(db role)</small></span>', event.db_role)
-        if event.actor_id is None:
-            return event.actor_name or "-"
-        return format_html(
-            '<a href="?{}" title="All events of actor id {}">{}</a>',
-            urlencode({"actor": event.actor_id}), event.actor_id,
-            event.actor_name or event.actor_id,
-        )
+            who = format_html('<span class="audit-role" title="database role (no application '
+                              'user)">{} <small>(db role)</small></span>', event.db_role)
+        elif event.actor_id is None:
+            who = format_html("{}", event.actor_name)
+        else:
+            who = format_html('<a href="?{}" title="All events of actor id {}">{}</a>',
+                              urlencode({"actor": event.actor_id}), event.actor_id,
+                              event.actor_name or event.actor_id)
+        if event.ip is None:
+            return who
+        return format_html('{}<br><a href="?{}" class="audit-ip" title="All events from {}">'
+                           '{}</a>', who, urlencode({"ip": event.ip}), event.ip, event.ip)
 
     @admin.display(description="row")
     def object(self, event: AuditEvent) -> str:
@@ -410,7 +425,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not isinstance(event.row_key, dict) or not event.row_key:
             return event.table_name
         key = ", ".join(f"{k}={plain(v)}" for k, v in event.row_key.items())
-        return format_html('<a href="?{}" title="Every event of this row">{} {}</a>',
+        return format_html('<a href="?{}" title="Every event of this row">{}<br>{}</a>',
                            row_query(event.table_name, event.row_key), event.table_name, key)
 
     @admin.display(description="what changed")
