@@ -19,7 +19,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import connections, transaction
+from django.db import connections
 from django.db.backends.signals import connection_created
 
 from .context import LIMITS, AuditContext, ContextValues, actor_of, clean, current
@@ -76,19 +76,41 @@ def log_auth_event(
 
 
 def _write(alias: str, context: list[str], params: list[Any]) -> None:
+    """One auth event, on the driver's cursor: like the context (sending.py), the bridge's
+    own statements are never recorded by Django, so a project's query counts and SQL logs
+    around authenticate() stay its own."""
     connection = connections[alias]
-    inside = connection.in_atomic_block
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        if inside:
-            # The settings are the transaction's: put back what was there, so a write
-            # later in the same transaction is not attributed to this event's actor.
-            cursor.execute(SAVED_SQL)
-            saved = list(cursor.fetchone())
-        cursor.execute(CONTEXT_SQL, context)
-        cursor.execute(LOG_SQL, params)
-        if inside:
-            cursor.execute(CONTEXT_SQL, saved)
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        if connection.get_autocommit():
+            cursor.execute("BEGIN")
+            try:
+                _log(cursor, context, params)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+        else:
+            # Inside the caller's transaction: a savepoint keeps a failure from aborting
+            # it, and the settings found there are put back, so a later write of the same
+            # transaction is not attributed to this event's actor.
+            cursor.execute("SAVEPOINT pg_audit_event")
+            try:
+                cursor.execute(SAVED_SQL)
+                saved = list(cursor.fetchone())
+                _log(cursor, context, params)
+                cursor.execute(CONTEXT_SQL, saved)
+            except BaseException:
+                cursor.execute("ROLLBACK TO SAVEPOINT pg_audit_event")
+                raise
+            finally:
+                cursor.execute("RELEASE SAVEPOINT pg_audit_event")
     connection.pg_audit_sent = None  # the next write sends its own context
+
+
+def _log(cursor: Any, context: list[str], params: list[Any]) -> None:
+    cursor.execute(CONTEXT_SQL, context)
+    cursor.execute(LOG_SQL, params)
 
 
 def flush_pending(ctx: AuditContext) -> None:

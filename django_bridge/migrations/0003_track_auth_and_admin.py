@@ -21,14 +21,19 @@ def track(apps: Any, schema_editor: Any) -> None:
 
 
 def _dependencies() -> list[tuple[str, str]]:
+    from django.db.migrations.loader import MigrationLoader
+
     deps = [("django_bridge", "0002_auditevent"),
             migrations.swappable_dependency(settings.AUTH_USER_MODEL)]
-    if global_apps.is_installed("django.contrib.auth"):
-        deps.append(("auth", "0012_alter_user_first_name_max_length"))
-    if global_apps.is_installed("django.contrib.admin"):
-        deps.append(("admin", "0003_logentry_add_action_flag_choices"))
-    if global_apps.is_installed("django.contrib.contenttypes"):
-        deps.append(("contenttypes", "0002_remove_content_type_name"))
+    for app, name, last in (
+        ("auth", "django.contrib.auth", "0012_alter_user_first_name_max_length"),
+        ("admin", "django.contrib.admin", "0003_logentry_add_action_flag_choices"),
+        ("contenttypes", "django.contrib.contenttypes", "0002_remove_content_type_name"),
+    ):
+        # An app whose migrations are turned off (MIGRATION_MODULES, Django's own test
+        # runner) has its tables made by syncdb before any migration runs.
+        if global_apps.is_installed(name) and MigrationLoader.migrations_module(app)[0]:
+            deps.append((app, last))
     return deps
 
 

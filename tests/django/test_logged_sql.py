@@ -81,3 +81,15 @@ def _nothing() -> Any:
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.django_db  # inside a test transaction, as Django's own auth tests count queries
+def test_a_failed_login_adds_no_query_to_the_count(last_event_id: int) -> None:
+    from django.contrib.auth import authenticate
+    from djtest import fetch_events
+
+    with CaptureQueriesContext(connection) as queries:
+        assert authenticate(password="no user name") is None
+    assert queries.captured_queries == []
+    (event,) = fetch_events("id > %s AND action = 'LOGIN_FAILED'", [last_event_id])
+    assert event["detail"] == {"username": None}
