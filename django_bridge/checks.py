@@ -123,3 +123,26 @@ def check_database(app_configs: Any = None, databases: Any = None,
                 hint="REVOKE audit_owner FROM the application's login role; grant audit_writer.",
                 id="pg_audit.W021"))
     return messages
+
+
+@checks.register(checks.Tags.admin)
+def check_history_buttons(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A tracked model in the admin without the Audit trail button is easy to miss."""
+    from django.apps import apps
+    from django.contrib import admin
+
+    from .admin import AuditHistoryMixin
+    from .tracking import AuditCapture
+
+    messages: list[checks.CheckMessage] = []
+    for model in apps.get_models():
+        if not any(isinstance(t, AuditCapture) for t in getattr(model._meta, "triggers", ())):
+            continue
+        model_admin = admin.site._registry.get(model)  # get_model_admin() is Django 5+
+        if model_admin is not None and not isinstance(model_admin, AuditHistoryMixin):
+            messages.append(checks.Info(
+                f"{model._meta.label} is tracked, but its admin page has no Audit trail button",
+                hint="Add django_bridge.admin.AuditHistoryMixin to the bases of "
+                     f"{type(model_admin).__name__}, or silence pg_audit.I040.",
+                obj=type(model_admin), id="pg_audit.I040"))
+    return messages

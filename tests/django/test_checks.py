@@ -100,3 +100,16 @@ def test_no_database_for_the_schema() -> None:
     with override_settings(DATABASE_ROUTERS=[_BridgeNowhere()]):
         assert "pg_audit.E002" in _ids()
     assert "pg_audit.E002" not in _ids()
+
+
+def test_a_tracked_model_in_the_admin_without_the_audit_trail_button() -> None:
+    from django.contrib import admin
+    from shop.models import Order
+
+    original = admin.site._registry[Order]
+    admin.site._registry[Order] = admin.ModelAdmin(Order, admin.site)
+    try:
+        assert "pg_audit.I040" in _ids()
+    finally:
+        admin.site._registry[Order] = original
+    assert "pg_audit.I040" not in _ids()

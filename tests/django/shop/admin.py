@@ -7,9 +7,6 @@ from django_bridge.admin import AuditHistoryMixin
 from .models import Order, Product
 
 
-@admin.register(Product)
-class ProductAdmin(AuditHistoryMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+@admin.register(Product, Order)
+class ShopAdmin(AuditHistoryMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     pass
-
-
-admin.site.register(Order)
