@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connections, router
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Model, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -297,7 +298,8 @@ class DateRangeFilter(InputFilter):
             if lookup == "lt":
                 moment += step
             bounds[f"occurred_at__{lookup}"] = (
-                timezone.make_aware(moment) if _use_tz() else moment)
+                timezone.make_aware(moment) if _use_tz() and timezone.is_naive(moment)
+                else moment)
         return queryset.filter(**bounds)
 
 
@@ -307,8 +309,8 @@ def _moment(raw: str) -> tuple[datetime.datetime, datetime.timedelta]:
     if "T" not in raw:
         day = datetime.date.fromisoformat(raw)
         return datetime.datetime.combine(day, datetime.time.min), datetime.timedelta(days=1)
-    moment = datetime.datetime.fromisoformat(raw).replace(tzinfo=None, microsecond=0)
-    seconds = raw.split("T", 1)[1].count(":") >= 2
+    moment = datetime.datetime.fromisoformat(raw).replace(microsecond=0)
+    seconds = re.match(r"\d\d:\d\d:\d\d", raw.split("T", 1)[1]) is not None
     return moment, datetime.timedelta(seconds=1 if seconds else 60)
 
 
@@ -627,11 +629,16 @@ class AuditHistoryMixin:
         obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
         if obj is None:
             return None
-        with connections[router.db_for_read(model)].cursor() as cursor:
-            cursor.execute("SELECT audit.table_name(%s::regclass)",
-                           [connections[router.db_for_read(model)].ops.quote_name(
-                               model._meta.db_table)])
-            (table,) = cursor.fetchone()
+        alias = router.db_for_read(model)
+        try:
+            # As capture spells it (schema.table, whatever the search_path); a savepoint,
+            # so a database without the schema costs the button, not the page.
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute("SELECT audit.table_name(%s::regclass)",
+                               [connections[alias].ops.quote_name(model._meta.db_table)])
+                (table,) = cursor.fetchone()
+        except DatabaseError:
+            return None
         # The key as capture writes it: the primary key column's text.
         key = {model._meta.pk.column: str(obj.pk)}
         changelist = reverse("admin:django_bridge_auditevent_changelist",

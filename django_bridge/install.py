@@ -145,6 +145,8 @@ def tracked_apps() -> list[tuple[str, str]]:
     migration runs before them, whatever their labels and dependencies say."""
     from .tracking import AuditCapture
 
+    if not global_apps.ready:  # a migration module imported outside a set-up project
+        return []
     labels = {
         model._meta.app_label
         for model in global_apps.get_models(include_auto_created=True)
