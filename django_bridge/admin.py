@@ -35,7 +35,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from .display import key_forms, plain, summary, to_json
-from .models import AuditEvent
+from .models import AuditEvent, ExactJSONDecoder
 from .routing import viewer_database
 
 logger = logging.getLogger(__name__)
@@ -254,18 +254,23 @@ class RowFilter(InputFilter):
             return queryset
         table = (self.request.GET.get("table") or "").strip()
         try:
-            key = json.loads(raw)
+            key = json.loads(raw, cls=ExactJSONDecoder)
         except ValueError:
             key = None
         if not isinstance(key, dict) or not key or not table:
             return self.reject(queryset, f"A row is a JSON object key and a table: {raw[:60]!r}")
-        if not _table_exists(queryset.db, qualified(table)):
-            # A dropped table: its events are still there, under the key they carried.
-            return queryset.filter(row_key__in=key_forms(key))
-        forms = key_forms(key)
-        sql = " UNION ALL ".join(
-            ["SELECT id FROM audit.row_history(%s::regclass, %s::jsonb)"] * len(forms))
-        params = [p for form in forms for p in (qualified(table), json.dumps(form))]
+        table = qualified(table)
+        if _table_exists(queryset.db, table):
+            one, times = "SELECT id FROM audit.row_history(%s::regclass, %s::jsonb)", 1
+        else:
+            # A dropped table: its events are still there, under the key they carried
+            # (found through the row_ref index, as step 0006 recommends).
+            one, times = ("SELECT e.id FROM audit.event e WHERE audit.row_ref(e.table_name, "
+                          "e.row_key) = audit.row_ref(%s, %s::jsonb) AND e.table_name = %s "
+                          "AND e.row_key = %s::jsonb"), 2
+        forms = [to_json(form) for form in key_forms(key)]
+        sql = " UNION ALL ".join([one] * len(forms))
+        params = [p for form in forms for p in [table, form] * times]
         return queryset.filter(id__in=RawSQL(sql, params))
 
 

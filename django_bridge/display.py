@@ -77,7 +77,11 @@ def key_forms(key: dict[str, Any]) -> list[dict[str, Any]]:
     written before that carry it (integers as JSON numbers)."""
     text = {k: v if isinstance(v, str) or v is None else plain(v) for k, v in key.items()}
     typed = {k: int(v) if isinstance(v, str) and _is_int(v) else v for k, v in text.items()}
-    return [text] if typed == text else [text, typed]
+    forms = [text]
+    for form in (typed, key):
+        if to_json(form) not in map(to_json, forms):
+            forms.append(form)
+    return forms
 
 
 def _is_int(text: str) -> bool:
