@@ -1,7 +1,8 @@
 """Apply the versioned SQL files of ``sql/`` to a database.
 
 The same files, in the same order, as ``psql -f sql/install.sql``:
-``bootstrap.sql``, each ``NNNN_name.sql`` the database lacks, then ``guards.sql``,
+``bootstrap.sql``, each ``NNNN_name.sql`` the database lacks, then ``guards.sql``
+and ``finish.sql``,
 all in one transaction. Each step records its own version, so every runner ends
 at the same recorded version.
 """
@@ -94,6 +95,7 @@ def install(conn: psycopg.Connection) -> list[Step]:
     """
     folder = sql_dir()
     guards = (folder / "guards.sql").read_text(encoding="utf-8")
+    finish = (folder / "finish.sql").read_text(encoding="utf-8")
     applied: list[Step] = []
     try:
         if installed_version(conn) == latest_version() and not _is_superuser(conn):
@@ -109,6 +111,7 @@ def install(conn: psycopg.Connection) -> list[Step]:
                     conn.execute(step.text())
                     applied.append(step)
             conn.execute(guards)
+            conn.execute(finish)
     except psycopg.Error as exc:
         raise PgAuditError(f"installing the audit schema failed: {_one_line(exc)}") from exc
     return applied
