@@ -546,10 +546,11 @@ BEGIN
     ELSIF TG_EVENT = 'sql_drop' THEN
         IF NOT superuser THEN
             FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+                -- maintain() and retire_partition() drop a detached partition with what
+                -- belongs to it (index, constraint, defaults, row type, triggers).
                 IF obj.schema_name = 'audit'
                    AND NOT (maintenance AND TG_TAG IN ('DROP TABLE', 'DROP TRIGGER', 'ALTER TABLE')
-                            AND obj.object_type IN ('table', 'index', 'trigger', 'table constraint', 'type')
-                            AND coalesce(obj.address_names[2], '') ~ '^event_') THEN
+                            AND obj.object_identity ~ '(^|\s)audit\.event_([0-9]{4}_[0-9]{2}|default)([_.\[]|$)') THEN
                     offender := obj.object_identity;
                 END IF;
                 EXIT WHEN offender IS NOT NULL;
