@@ -426,13 +426,19 @@ def test_tail_shows_an_event_whose_transaction_commits_after_a_newer_one(
     assert [line.split()[3] for line in lines] == ["FAST", "SLOW"], lines
 
 
-def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["--help"])
-    assert exit_.value.code == 0
+def test_help_lists_every_subcommand_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for command in ("install", "upgrade", "status", "track", "untrack", "tail", "report", "export"):
         assert f"    {command} " in out
+    statuses = out.split("exit status:", 1)[1]
+    for code, meaning in [
+        ("0", "success"), ("1", "verify or archive verify found"), ("2", "any other failure"),
+        ("3", "unexpected"), ("130", "interrupted"), ("141", "went away"),
+    ]:
+        assert f"\n  {code} " in statuses and meaning in statuses, (code, statuses)
 
 
 def test_status_estimates_a_large_log_instead_of_counting_it(
