@@ -52,7 +52,9 @@ def test_a_table_is_found_however_it_is_written(
     app.execute("SELECT audit.enable_tracking('sales.item')")
     app.execute("INSERT INTO \"Item\" VALUES (1, 'a')")
     app.execute("INSERT INTO sales.item VALUES (1, 'b')")
-    for name in ('"Item"', 'public."Item"', '"public"."Item"', f'{reader.info.dbname}.public."Item"'):
+    db_name = reader.info.dbname
+    spellings = ('"Item"', 'public."Item"', '"public"."Item"', f'{db_name}.public."Item"')
+    for name in spellings:
         assert reader.execute("SELECT audit.resolve_table(%s)", [name]).fetchone() == (
             "public.Item",
         ), name
@@ -63,14 +65,16 @@ def test_a_table_is_found_however_it_is_written(
         ), name
     # The regclass forms of the contract: resolved with the caller's search_path.
     assert reader.execute(
-        "SELECT action FROM audit.row_history(target => 'sales.item'::regclass, row_key => '{\"id\": 1}')"
+        "SELECT action FROM audit.row_history(target => 'sales.item'::regclass, "
+        "row_key => '{\"id\": 1}')"
     ).fetchall() == [("INSERT",)]
     # The views: through the function of the same name, or resolve_table.
     assert reader.execute(
         "SELECT column_name, new_text FROM audit.column_changes('item') ORDER BY 1"
     ).fetchall() == [("id", "1"), ("v", "b")]
     assert reader.execute(
-        "SELECT count(*) FROM audit.column_changes WHERE table_name = audit.resolve_table('\"Item\"')"
+        "SELECT count(*) FROM audit.column_changes "
+        "WHERE table_name = audit.resolve_table('\"Item\"')"
     ).fetchone() == (2,)
 
 
@@ -183,7 +187,8 @@ def test_last_change_refuses_columns_the_table_does_not_have_or_excludes(
     with pytest.raises(errors.UndefinedColumn, match="no column 'amonut'") as e:
         reader.execute("SELECT * FROM audit.last_change('public.item', '{\"id\": 1}', 'amonut')")
     assert e.value.diag.message_hint == "Its columns: id, name, qty, token."
-    with pytest.raises(errors.ObjectNotInPrerequisiteState, match="token of public.item is excluded"):
+    excluded = "token of public.item is excluded"
+    with pytest.raises(errors.ObjectNotInPrerequisiteState, match=excluded):
         reader.execute("SELECT * FROM audit.last_change('item', '{\"id\": 1}', 'token')")
     # A key that has no events is an honest empty answer.
     assert reader.execute(
@@ -284,7 +289,8 @@ def test_investigations_read_rows_through_row_ref_on_a_large_log(db: Any) -> Non
         for query in (
             "SELECT * FROM audit.last_change('shop_order', '{\"id\": 42}', 'qty')",
             "SELECT audit.row_as_of('shop_order', '{\"id\": 42}', now() - interval '1 hour')",
-            "SELECT * FROM audit.column_changes('shop_order', '{\"id\": 42}', now() - interval '1 day')",
+            "SELECT * FROM audit.column_changes('shop_order', '{\"id\": 42}', "
+            "now() - interval '1 day')",
         ):
             plans = _function_plans(su, query)
             lookups = [p for p in plans if "audit.row_ref(e.table_name, e.row_key)" in p]
