@@ -253,10 +253,8 @@ REVOKE ALL ON FUNCTION audit.old_row_keys_since() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.old_row_keys_since() TO audit_reader;
 
 -- Ids of the events of one key (any of its forms): those that carry it as
--- row_key, and with moved_away the UPDATEs that moved a row away from it
--- (among events without old_row_key only those from moved_since on).
-CREATE FUNCTION audit.key_event_ids(table_name text, forms jsonb[], moved_away boolean,
-                                    moved_since timestamptz DEFAULT '-infinity')
+-- row_key, and with moved_away the UPDATEs that moved a row away from it.
+CREATE FUNCTION audit.key_event_ids(table_name text, forms jsonb[], moved_away boolean)
 RETURNS SETOF bigint
 LANGUAGE plpgsql STABLE ROWS 10
 SET search_path = pg_catalog, pg_temp
@@ -275,18 +273,20 @@ BEGIN
             RETURN QUERY SELECT e.id FROM audit.event e
                 WHERE audit.row_ref(e.table_name, e.old_row_key) = audit.row_ref(tbl, f)
                   AND e.table_name = tbl AND e.old_row_key = f;
-            RETURN QUERY SELECT e.id FROM audit.event e
-                WHERE e.occurred_at < audit.old_row_keys_since() AND e.occurred_at >= moved_since
-                  AND e.table_name = tbl AND e.action = 'UPDATE' AND e.old_row_key IS NULL
-                  AND e.row_key <> f AND e.old_values @> f;
         END IF;
     END LOOP;
+    IF moved_away THEN
+        RETURN QUERY SELECT e.id FROM audit.event e
+            WHERE e.occurred_at < audit.old_row_keys_since()
+              AND e.table_name = tbl AND e.action = 'UPDATE' AND e.old_row_key IS NULL
+              AND e.row_key <> ALL (forms) AND e.old_values @> ANY (forms);
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION audit.key_event_ids(text, jsonb[], boolean, timestamptz) IS
-    'pg-audit: ids of the events that carry one of the key forms as row_key, and with moved_away those that moved a row away from it (internal to row_history, last_change, row_as_of, column_changes)';
-REVOKE ALL ON FUNCTION audit.key_event_ids(text, jsonb[], boolean, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.key_event_ids(text, jsonb[], boolean, timestamptz) TO audit_reader;
+COMMENT ON FUNCTION audit.key_event_ids(text, jsonb[], boolean) IS
+    'pg-audit: ids of the events that carry one of the key forms as row_key, and with moved_away those that moved a row away from it (internal to row_history and column_changes)';
+REVOKE ALL ON FUNCTION audit.key_event_ids(text, jsonb[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.key_event_ids(text, jsonb[], boolean) TO audit_reader;
 
 -- The key before an UPDATE event, from old_row_key or, for older events, from
 -- the old values of its key columns.
@@ -453,6 +453,7 @@ DECLARE
     last_id bigint;
     last_at timestamptz;
     ev record;
+    f jsonb;
 BEGIN
     IF row_as_of."at" IS NULL THEN
         RAISE EXCEPTION 'pg-audit: a time is required' USING ERRCODE = 'invalid_parameter_value';
@@ -504,13 +505,24 @@ BEGIN
         END LOOP;
     END LOOP;
     -- Did an UPDATE move the row to another key after its last event and
-    -- before "at"? Such an event carries our key as old_row_key (older events:
-    -- in their old values, read for the span after the row's last event).
-    IF state IS NOT NULL AND EXISTS (
+    -- before "at"? Such an event carries our key as old_row_key (index); among
+    -- events without old_row_key, in its old values (read for that span only).
+    IF state IS NOT NULL THEN
+        FOREACH f IN ARRAY first_forms LOOP
+            IF EXISTS (SELECT FROM audit.event m
+                       WHERE audit.row_ref(m.table_name, m.old_row_key) = audit.row_ref(tbl, f)
+                         AND m.table_name = tbl AND m.old_row_key = f
+                         AND m.id > last_id AND m.occurred_at <= row_as_of."at") THEN
+                state := NULL;
+            END IF;
+        END LOOP;
+    END IF;
+    IF state IS NOT NULL AND last_at < audit.old_row_keys_since() AND EXISTS (
         SELECT FROM audit.event m
-        WHERE m.id IN (SELECT audit.key_event_ids(tbl, first_forms, true, last_at))
-          AND m.table_name = tbl AND m.action = 'UPDATE' AND NOT (m.row_key = ANY (first_forms))
-          AND m.id > last_id AND m.occurred_at >= last_at AND m.occurred_at <= row_as_of."at") THEN
+        WHERE m.table_name = tbl AND m.action = 'UPDATE' AND m.old_row_key IS NULL
+          AND m.row_key <> ALL (first_forms) AND m.old_values @> ANY (first_forms)
+          AND m.id > last_id AND m.occurred_at >= last_at
+          AND m.occurred_at <= least(row_as_of."at", audit.old_row_keys_since())) THEN
         state := NULL;
     END IF;
     RETURN state;
