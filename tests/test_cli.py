@@ -632,6 +632,7 @@ def test_status_shows_seals_retention_partitions_and_the_same_warnings_to_reader
         su.execute(
             "INSERT INTO audit.event (occurred_at, action) VALUES (now() + interval '2 years', 'X')"
         )
+        su.execute("ALTER EVENT TRIGGER audit_guard_drop DISABLE")
     code, as_reader, err = run(capsys, db.conninfo(roles["reader"]), "status")
     assert code == 0, err
     assert "sealed:   batch 1 at " in as_reader
@@ -640,6 +641,7 @@ def test_status_shows_seals_retention_partitions_and_the_same_warnings_to_reader
     ahead = as_reader.split("partitions ahead: ", 1)[1].splitlines()[0]
     assert ahead.count("audit.event_") == 4, ahead  # this month and three ahead
     assert "events wait in audit.event_default" in as_reader
+    assert "DDL guards missing or not ENABLE ALWAYS: audit_guard_drop" in as_reader
     code, as_superuser, _ = run(capsys, db.conninfo(), "status")
     reader_warnings = as_reader.split("warnings:", 1)[1].splitlines()[1:]
     superuser_warnings = [
