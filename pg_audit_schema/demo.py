@@ -40,6 +40,7 @@ from psycopg.types.json import set_json_loads
 
 from .embedded import Server, temporary_server
 from .errors import PgAuditError
+from .events import actor_label, ip_text
 from .installer import install
 
 DB_NAME = "shop"
@@ -52,12 +53,20 @@ ATTACK_SQL = "DELETE FROM audit.event"
 
 Say = Callable[[str], None]
 
+# Changes made outside the application: by any login but the application's
+# (a DBA in psql), as docs/dba-guide.md gives it.
+OUTSIDE_THE_APP = (
+    "SELECT occurred_at, db_role, application_name, table_name, row_key, action "
+    f"FROM audit.event WHERE table_name IS NOT NULL AND db_role <> '{APP_ROLE}' ORDER BY id;"
+)
+
 # What an auditor would ask first, all open to audit_reader.
 INVESTIGATIONS = (
     "SELECT * FROM audit.auth_events;",
-    "SELECT * FROM audit.column_changes WHERE action = 'UPDATE';",
+    "SELECT * FROM audit.column_changes('shop_product') WHERE action = 'UPDATE';",
     "SELECT * FROM audit.last_change('shop_product', '{\"id\": 1}', 'price');",
     "SELECT * FROM audit.row_history('shop_product', '{\"id\": 2}');",
+    OUTSIDE_THE_APP,
 )
 
 
@@ -470,27 +479,33 @@ def _print_trail(server: Server, say: Say) -> None:
         # Decimal keeps numeric values as stored: 12.50, not 12.5.
         set_json_loads(functools.partial(json.loads, parse_float=decimal.Decimal), conn)
         rows = conn.execute(
-            "SELECT occurred_at, action, outcome, actor_name, db_role, application_name, ip, "
-            "table_name, row_key, old_values, new_values, detail "
+            "SELECT occurred_at, action, outcome, actor_id, actor_name, db_role, user_agent, "
+            "request_id, ip, table_name, row_key, old_values, new_values, detail "
             "FROM audit.event ORDER BY id"
         ).fetchall()
+    # Admin events name their model by content type id; the reader may not read
+    # django_content_type, the superuser may.
+    with psycopg.connect(server.dsn(DB_NAME), autocommit=True) as conn:
+        types = dict(conn.execute(
+            "SELECT id, app_label || '.' || model FROM django_content_type").fetchall())
     # The migrations' TRACKING_ENABLED events, one line instead of one row each.
-    tracking = [r for r in rows if r[1] == "TRACKING_ENABLED"]
+    tracking = [r[:1] + r[1:2] + r[9:10] + r[13:14] for r in rows if r[1] == "TRACKING_ENABLED"]
     rows = [r for r in rows if r[1] != "TRACKING_ENABLED"]
     say(f"The audit trail: {len(rows) + len(tracking)} events in audit.event, "
         f"read as {READER_ROLE} (times in UTC)")
     width = _terminal_width()
     if tracking:
         text = (f"{len(tracking)} TRACKING_ENABLED events of the migrations, for: "
-                + ", ".join(_tracked(r[7], r[11]) for r in tracking))
+                + ", ".join(_tracked(r[2], r[3]) for r in tracking))
         say(textwrap.fill(text, width, initial_indent="  ", subsequent_indent="    "))
     say("")
-    for line in trail_table([_trail_cells(row) for row in rows], width):
+    for line in trail_table([_trail_cells(row, types) for row in rows], width):
         say(line)
     failed = [r for r in rows if r[1] == "LOGIN_FAILED"]
-    if failed and failed[0][6] is not None:
+    if failed and failed[0][8] is not None:
+        client = ip_text(failed[0][8])
         say("\n" + textwrap.fill(
-            f"The failed login was recorded from {failed[0][6]}, the real client: the forged "
+            f"The failed login was recorded from {client}, the real client: the forged "
             f"X-Forwarded-For ({SPOOFED_IP}) came from no trusted proxy.", width))
 
 
@@ -524,17 +539,20 @@ def _tracked(table: str | None, detail: Any) -> str:
     return f"{name} (not {', '.join(excluded)})" if excluded else name
 
 
-def _trail_cells(row: Sequence[Any]) -> list[str]:
-    (occurred_at, action, outcome, actor, db_role, app, ip, table, key, old, new, detail) = row
+def _trail_cells(row: Sequence[Any], types: dict[int, str] | None = None) -> list[str]:
+    (occurred_at, action, outcome, actor_id, actor_name, db_role, user_agent, request_id, ip,
+     table, key, old, new, detail) = row
     when = occurred_at.astimezone(datetime.timezone.utc).strftime("%H:%M:%S")
     if outcome == "failure" and not action.endswith("FAILED"):
         action = f"{action} (failed)"
-    # No application user: a web request's is anonymous, anything else is
-    # shown as the database login (and client program) that did it.
-    who = actor or ("anonymous" if ip else f"[{db_role}{' ' + app if app else ''}]")
+    # No application user: "anonymous" for a request, else the database login.
+    who = actor_label(actor_id, actor_name, db_role, ip, user_agent, request_id)
     short_table = (table or "").removeprefix("public.")
     key_text = ",".join(str(v) for v in key.values()) if isinstance(key, dict) else ""
-    return [when, action, who, str(ip or ""), short_table, key_text,
+    if isinstance(detail, dict) and "content_type_id" in detail and types:
+        detail = {**detail, "content_type": detail.get("content_type")
+                  or types.get(detail["content_type_id"])}
+    return [when, action, who, ip_text(ip) or "", short_table, key_text,
             summarise(old, new, detail, key)]
 
 

@@ -17,13 +17,12 @@ from pathlib import Path
 import psycopg
 
 from .errors import NotInstalled, PgAuditError
+from .events import EVENT_COLUMNS
 
-# The columns of audit.event in table order, as exports and archives write them.
-EVENT_COLUMNS = (
-    "id", "occurred_at", "tx_started_at", "action", "outcome", "actor_id", "actor_name", "ip",
-    "user_agent", "request_id", "db_role", "application_name", "table_name", "row_key",
-    "old_values", "new_values", "detail", "txid",
-)
+__all__ = [
+    "EVENT_COLUMNS", "Step", "available_steps", "install", "installed_version", "latest_version",
+    "require_installed", "sql_dir",
+]
 
 _STEP_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
