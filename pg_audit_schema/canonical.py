@@ -49,7 +49,6 @@ FIELDS = {1: FIELDS_1, 2: FIELDS_2}
 COLUMNS = FIELDS_2[1:]
 
 ZERO_HASH = bytes(32)
-_JSONB_COLUMNS = {"row_key", "old_values", "new_values", "detail", "old_row_key"}
 
 # PostgreSQL's escape_json(): the two-character escapes, \u00XX (lower-case hex)
 # for the other control characters, everything else as it is (UTF-8).
@@ -57,12 +56,16 @@ _ESCAPES = {c: f"\\u{c:04x}" for c in range(0x20)}
 _ESCAPES.update({0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 _ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
+
 # timestamptz text output with TimeZone UTC and DateStyle ISO.
 _TIMESTAMPTZ = re.compile(r"(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)\+00( BC)?")
 _ISO_UTC = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?")
 
 
 def json_string(text: str) -> str:
+    if _NEEDS_ESCAPE.search(text) is None:
+        return '"' + text + '"'
     return '"' + text.translate(_ESCAPES) + '"'
 
 
@@ -87,6 +90,16 @@ def instant(json_ts: str) -> dt.datetime | None:
     return dt.datetime(*map(int, parts), micro, tzinfo=dt.timezone.utc)  # type: ignore[misc]
 
 
+def bound(json_ts: str) -> dt.datetime:
+    """A canonical UTC timestamp for comparisons: infinities and times outside years
+    1-9999 become the earliest or latest datetime."""
+    at = instant(json_ts)
+    if at is not None:
+        return at
+    early = json_ts.startswith("-") or json_ts.endswith(" BC")
+    return (dt.datetime.min if early else dt.datetime.max).replace(tzinfo=dt.timezone.utc)
+
+
 def inet_text(raw: str) -> str:
     """inet's text output as text(inet) gives it: always with the prefix length."""
     if "/" in raw:
@@ -96,26 +109,48 @@ def inet_text(raw: str) -> str:
 
 def canonical(row: Sequence[object]) -> str:
     """The canonical text of one event from its raw values in ``COLUMNS`` order."""
-    values = dict(zip(COLUMNS, row, strict=True))
-    old_row_key = values["old_row_key"]
-    parts = ["1" if old_row_key is None else "2"]
-    for name in FIELDS_1[1:]:
-        value = values[name]
-        if value is None:
-            parts.append("null")
-        elif name == "id":
-            parts.append(str(value))
-        elif name in ("occurred_at", "tx_started_at"):
-            parts.append(json_string(json_timestamp(str(value))))
-        elif name == "ip":
-            parts.append(json_string(inet_text(str(value))))
-        elif name in _JSONB_COLUMNS:
-            parts.append(str(value))  # jsonb's own text output is already canonical
-        else:
-            parts.append(json_string(str(value)))
+    (
+        event_id, occurred_at, tx_started_at, action, outcome, actor_id, actor_name, ip,
+        user_agent, request_id, db_role, application_name, table_name, row_key, old_values,
+        new_values, detail, txid, old_row_key,
+    ) = row  # fmt: skip
+    parts = [
+        "1" if old_row_key is None else "2",
+        str(event_id),
+        _timestamp(occurred_at),
+        _timestamp(tx_started_at),
+        _text(action),
+        _text(outcome),
+        _text(actor_id),
+        _text(actor_name),
+        "null" if ip is None else json_string(inet_text(str(ip))),
+        _text(user_agent),
+        _text(request_id),
+        _text(db_role),
+        _text(application_name),
+        _text(table_name),
+        # jsonb's own text output is already canonical.
+        _jsonb(row_key),
+        _jsonb(old_values),
+        _jsonb(new_values),
+        _jsonb(detail),
+        _text(txid),
+    ]
     if old_row_key is not None:
         parts.append(str(old_row_key))
     return "[" + ", ".join(parts) + "]"
+
+
+def _text(value: object) -> str:
+    return "null" if value is None else json_string(str(value))
+
+
+def _timestamp(value: object) -> str:
+    return "null" if value is None else json_string(json_timestamp(str(value)))
+
+
+def _jsonb(value: object) -> str:
+    return "null" if value is None else str(value)
 
 
 def row_hash(canonical_text: str) -> bytes:

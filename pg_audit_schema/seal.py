@@ -67,17 +67,12 @@ class Retirement:
     """A row of audit.retired and, when the seals do not prove it, why."""
 
     partition: str
-    range_from: dt.datetime | None  # None: not a finite time in years 1-9999
-    range_to: dt.datetime | None
+    range_from: dt.datetime  # canonical.bound(): infinities as datetime.min and max
+    range_to: dt.datetime
     problem: str | None
 
-    def covers(self, when: dt.datetime | None) -> bool:
-        return (
-            when is not None
-            and self.range_from is not None
-            and self.range_to is not None
-            and self.range_from <= when < self.range_to
-        )
+    def covers(self, when: dt.datetime) -> bool:
+        return self.range_from <= when < self.range_to
 
 
 def seal(conn: psycopg.Connection) -> int | None:
@@ -289,7 +284,7 @@ class _Verifier:
 
     @staticmethod
     def deleted(event_id: int, when: str, retirements: list[Retirement]) -> str | None:
-        at = canonical.instant(when)
+        at = canonical.bound(when)
         for r in retirements:
             if r.covers(at):
                 if r.problem is None:
@@ -319,12 +314,18 @@ class _Verifier:
             text_from = canonical.json_timestamp(raw_from)
             text_to = canonical.json_timestamp(raw_to)
             start, end = canonical.instant(text_from), canonical.instant(text_to)
-            problem = self.disproof(
-                partition, start, end, raw_from, raw_to, row_count, content, manifest,
-                [d for d in drops if _records(d[3], partition, text_from, text_to,
-                                              row_count, content, manifest)],
-            )  # fmt: skip
-            result.append(Retirement(partition, start, end, problem))
+            matching = [
+                d
+                for d in drops
+                if _records(d[3], partition, text_from, text_to, row_count, content, manifest)
+            ]
+            if start is None or end is None or not self.is_month(partition, start, end):
+                problem: str | None = "its range is not exactly one monthly partition"
+            else:
+                problem = self.disproof(start, end, raw_from, raw_to, row_count, content, matching)
+            result.append(
+                Retirement(partition, canonical.bound(text_from), canonical.bound(text_to), problem)
+            )
         return result
 
     def drop_events(self) -> list[tuple[int, int, dt.datetime | None, dict[str, object]]]:
@@ -341,19 +342,15 @@ class _Verifier:
 
     def disproof(
         self,
-        partition: str,
-        start: dt.datetime | None,
-        end: dt.datetime | None,
+        start: dt.datetime,
+        end: dt.datetime,
         raw_from: str,
         raw_to: str,
         row_count: int,
         content: str,
-        manifest: str,
         drops: list[tuple[int, int, dt.datetime | None, dict[str, object]]],
     ) -> str | None:
-        """Why the seals do not prove this retirement, or None when they do."""
-        if start is None or end is None or not self.is_month(partition, start, end):
-            return "its range is not exactly one monthly partition"
+        """Why the seals do not prove this monthly retirement, or None when they do."""
         row = (
             self.cursor()
             .execute(
