@@ -131,3 +131,23 @@ def test_json_helpers_follow_postgresql():
     assert canonical.json_timestamp("infinity") == "infinity"
     assert canonical.inet_text("::ffff:1.2.3.4") == "::ffff:1.2.3.4/128"
     assert canonical.instant("0044-03-15T12:00:00 BC") is None
+
+
+def test_the_documented_example_is_what_the_code_computes(db):
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "retention.md").read_text(encoding="utf-8")
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO audit.event (id, occurred_at, tx_started_at, action, actor_id, "
+            "actor_name, ip, db_role, application_name, table_name, row_key, old_values, "
+            "new_values, old_row_key, txid) VALUES (42, '2026-11-27 06:19:55.32+00', "
+            "'2026-11-27 06:19:55.300118+00', 'UPDATE', '7', 'alice', '203.0.113.9', "
+            "'shop_app', NULL, 'public.shop_product', '{\"id\": \"2\"}', "
+            '\'{"id": "1", "price": "12.50"}\', \'{"id": "2", "price": "13.00"}\', '
+            "'{\"id\": \"1\"}', '1234')"
+        )
+        ((raw, text),) = _raw_and_sql(conn)
+    assert canonical.canonical(raw) == text
+    assert f"\n    {text}\n" in docs
+    assert canonical.row_hash(text).hex() in docs
