@@ -106,8 +106,8 @@ def _export(
     data, manifest_path = paths_for(partition, directory)
     tmp = data.with_name(data.name + ".partial")
     try:
-        # Manifest and rows from one snapshot.
-        with conn.transaction():
+        # Manifest and rows from one snapshot; read only, rolled back with its settings.
+        with conn.transaction(force_rollback=True):
             if conn.autocommit:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")

@@ -121,8 +121,9 @@ def verify(
     """
     require_installed(conn)
     expected = parse_expected_hash(expect, "--expect") if expect is not None else None
-    # One snapshot for the whole run, so batches and events agree with each other.
-    with conn.transaction():
+    # One snapshot for the whole run, so batches and events agree with each other;
+    # rolled back at the end, so the session settings it pins end with it.
+    with conn.transaction(force_rollback=True):
         if conn.autocommit:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         zone = conn.execute("SELECT current_setting('TimeZone')").fetchone()

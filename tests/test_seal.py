@@ -497,3 +497,15 @@ def test_seal_and_verify_show_progress_on_a_terminal_only(sealed):
     assert "sealing finished events" in on_terminal("seal")
     piped = subprocess.run([*command, "verify"], capture_output=True, text=True, check=True)
     assert piped.stderr == "" and piped.stdout.startswith("ok: 3 batches")
+
+
+def test_verify_inside_a_callers_transaction_leaves_its_settings_alone(sealed):
+    conn, _ = sealed
+    conn.autocommit = False
+    conn.execute("SET TimeZone = 'Asia/Kathmandu'")
+    conn.execute("SET search_path = public")
+    assert verify(conn).ok
+    assert conn.execute(
+        "SELECT current_setting('TimeZone'), current_setting('search_path')"
+    ).fetchone() == ("Asia/Kathmandu", "public")
+    conn.rollback()
