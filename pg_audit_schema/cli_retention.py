@@ -14,14 +14,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typing import TYPE_CHECKING
 
 from . import retention
 from ._common import connect
 from .errors import PgAuditError
 from .seal import newest_seal, parse_expected_hash, seal, verify
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -79,27 +80,49 @@ def _dsn_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dsn", default=argparse.SUPPRESS, help="libpq connection string")
 
 
-_stderr = Console(stderr=True)
-
-
 @contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr when it is a terminal; callback(done, total)."""
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars on stderr when it is a terminal, one per step:
+    update(step, done, total). rich is imported only here: other commands start faster."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=_stderr,
+        console=console,
         transient=True,
-        disable=not _stderr.is_terminal,
+        disable=not console.is_terminal,
     ) as bar:
-        task = bar.add_task(description, total=None)
+        tasks: dict[str, TaskID] = {}
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def _spinner(text: str) -> Iterator[None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(text, spinner="dots"):
+        yield
 
 
 def _maintain(args: argparse.Namespace) -> int:
@@ -112,7 +135,7 @@ def _maintain(args: argparse.Namespace) -> int:
 def _seal(args: argparse.Namespace) -> int:
     with connect(args) as conn:
         if not args.no_seal:
-            with _stderr.status("sealing finished events", spinner="dots"):
+            with _spinner("sealing finished events"):
                 batch = seal(conn)
             print(f"sealed batch {batch}" if batch else "nothing new to seal", file=sys.stderr)
         head = newest_seal(conn)
@@ -137,30 +160,19 @@ def _verify(args: argparse.Namespace) -> int:
             reason = getattr(exc, "strerror", None) or exc
             raise PgAuditError(f"cannot read --expect-file {args.expect_file}: {reason}") from exc
         expect = parse_expected_hash(text, f"--expect-file {args.expect_file}")
-    with connect(args) as conn, _progress("verifying seal batches") as update:
-        result = verify(conn, expect=expect, progress=update)
+    with connect(args) as conn, _progress() as update:
+        result = verify(
+            conn,
+            expect=expect,
+            progress=lambda done, total: update("verifying seal batches", done, total),
+        )
     print(result.describe())
     return 0 if result.ok else 1
 
 
 def _archive(args: argparse.Namespace) -> int:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=_stderr,
-        transient=True,
-        disable=not _stderr.is_terminal,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(step: str, done: int, total: int) -> None:
-            if step not in tasks:
-                tasks[step] = bar.add_task(step, total=total)
-            bar.update(tasks[step], completed=done, total=total)
-
-        with connect(args) as conn:
-            done = retention.archive(conn, args.dir, retire=not args.no_retire, progress=update)
+    with _progress() as update, connect(args) as conn:
+        done = retention.archive(conn, args.dir, retire=not args.no_retire, progress=update)
     for a in done:
         state = "retired" if a.retired else "exported"
         print(
