@@ -961,7 +961,8 @@ BEGIN
                       DETAIL = 'A tracked table keeps all four capture triggers, well formed and ENABLE ALWAYS, or none.',
                       HINT = 'Change capture with audit.enable_tracking() and audit.disable_tracking().';
         END IF;
-        DELETE FROM audit.tracking WHERE relation = target;
+        -- A superuser's doing: recorded, and the table stays listed (with
+        -- enabled_always false in audit.tracked_table) so that status warns.
         PERFORM audit.append_event('TRACKING_DISABLED', NULL, NULL,
                                    coalesce(detail, '{}') || jsonb_build_object('incomplete', true, 'capture_triggers',
                                        (SELECT jsonb_object_agg(tgname, tgenabled::text) FROM pg_trigger

@@ -246,7 +246,7 @@ GRANT EXECUTE ON FUNCTION audit.key_forms(text, jsonb, boolean) TO audit_reader;
 CREATE FUNCTION audit.old_row_keys_since() RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT 'infinity'::timestamptz $$;
+AS $$ SELECT coalesce((SELECT v.applied_at FROM audit.schema_version v WHERE v.version = 6), 'infinity') $$;
 COMMENT ON FUNCTION audit.old_row_keys_since() IS
     'pg-audit: since when every UPDATE that changes a key records old_row_key; older key changes are found by their old values';
 REVOKE ALL ON FUNCTION audit.old_row_keys_since() FROM PUBLIC;
