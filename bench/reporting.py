@@ -177,6 +177,8 @@ def setup(target: Target, events: int) -> dict[str, Any]:
             conn.execute(
                 sql.SQL("CREATE TABLE public.{} (id bigint PRIMARY KEY)").format(sql.Identifier(t))
             )
+            # The investigation functions answer for tracked tables only.
+            conn.execute("SELECT audit.enable_tracking(%s::regclass)", [f"public.{t}"])
         # Past months: create_partitions() only looks ahead.
         for back in range(1, 5):
             start = conn.execute(

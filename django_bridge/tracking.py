@@ -1,22 +1,25 @@
-"""Declarative tracking with django-pgtrigger: the same four triggers as audit.enable_tracking.
+"""Declarative tracking with django-pgtrigger: the model's capture triggers, by audit.enable_tracking.
 
     class Invoice(models.Model):
         ...
         class Meta:
             triggers = tracked(exclude=["card_token"])
 
-makemigrations then writes pgtrigger AddTrigger operations. The triggers are
-exactly those of audit.enable_tracking (names audit_capture_insert/update/
-delete/truncate, statement level, transition tables audit_old/audit_new,
-ENABLE ALWAYS, function audit.capture with the sorted excluded columns), so
-events are identical, audit.tracked_table lists the table, and the DDL guard
-protects the triggers. The installing SQL sets audit.untracking for the
-table, as enable_tracking does, which the guard requires of non-superusers.
+makemigrations then writes pgtrigger AddTrigger operations, one per capture
+trigger (audit_capture_insert/update/delete/truncate). Each installs by calling
+audit.enable_tracking(table, excluded columns), which creates all four the first
+time and finds nothing to do after, and uninstalls by audit.disable_tracking(),
+so events are identical to the SQL function's, audit.tracked_table lists the
+table, TRACKING_* events record each change, and the DDL guard protects the
+triggers. The hash pgtrigger keeps identifies the declaration (table, operation,
+excluded columns), computed as in the first release, so a new pg-audit needs no
+new migration.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import pgtrigger
@@ -46,13 +49,9 @@ def array_literal(columns: list[str]) -> str:
     return "{" + ",".join(items) + "}"
 
 
-class CaptureTriggerSql(compiler.UpsertTriggerSql):
-    """Installs one capture trigger; versioned like pgtrigger's own template
-    (migrations refer to this class by path: never change this template, add a
-    new class instead)."""
-
-    def get_template(self) -> str:
-        return """
+# The SQL the first release ran, kept for the hash of a declaration: migrations
+# written then carry that hash, and an unchanged declaration must keep it.
+_DECLARATION = """
             SELECT pg_catalog.set_config('audit.untracking',
                                          {table_literal}::regclass::oid::text, true);
             DROP TRIGGER IF EXISTS {trigger} ON {table};
@@ -65,6 +64,19 @@ class CaptureTriggerSql(compiler.UpsertTriggerSql):
             COMMENT ON TRIGGER {trigger} ON {table} IS '{hash}';
             SELECT pg_catalog.set_config('audit.untracking', '', true);
             {record}
+        """
+
+_EXCLUDED = re.compile(r"^audit\.capture\(('(?:[^']|'')*')\)$")
+
+
+class CaptureTriggerSql(compiler.UpsertTriggerSql):
+    """Installs the capture of one operation (migrations refer to this class by
+    path and pass these keyword arguments: keep both)."""
+
+    def get_template(self) -> str:
+        return """
+            SELECT audit.enable_tracking({table_literal}::regclass, {excluded}::text[]);
+            COMMENT ON TRIGGER {trigger} ON {table} IS '{hash}';
         """
 
     def __init__(  # noqa: PLR0913 - mirrors pgtrigger's keyword arguments
@@ -80,9 +92,11 @@ class CaptureTriggerSql(compiler.UpsertTriggerSql):
         }
         self.defaults: dict[str, str] = {}
         args = {**self.kwargs, "table": utils.quote(table)}
-        template = self.get_template()
-        self.hash = hash or hashlib.sha1(template.format(**args, hash="").encode()).hexdigest()
-        self.data = template.format(**args, hash=self.hash)
+        self.hash = hash or hashlib.sha1(_DECLARATION.format(**args, hash="").encode()).hexdigest()
+        excluded = _EXCLUDED.match(execute)
+        if not excluded:
+            raise PgAuditError(f"pg-audit: unexpected capture function call {execute!r}")
+        self.data = self.get_template().format(**args, excluded=excluded[1], hash=self.hash)
         self.pgid = pgid
         self.table = table
 
@@ -90,18 +104,7 @@ class CaptureTriggerSql(compiler.UpsertTriggerSql):
 class CompiledCapture(compiler.Trigger):
     @property
     def uninstall_sql(self) -> str:
-        table = self.sql.table
-        quoted = '"' + table.replace('"', '""') + '"'
-        record = (
-            f"SELECT audit.record_tracking({_sql_literal(quoted)}::regclass);"
-            if self.sql.kwargs["trigger"] == "audit_capture_update" else ""
-        )
-        return (
-            f"SELECT pg_catalog.set_config('audit.untracking', "
-            f"{_sql_literal(quoted)}::regclass::oid::text, true); "
-            f"DROP TRIGGER IF EXISTS {self.sql.kwargs['trigger']} ON {quoted}; "
-            f"SELECT pg_catalog.set_config('audit.untracking', '', true); {record}"
-        )
+        return f"SELECT audit.disable_tracking({self.sql.kwargs['table_literal']}::regclass);"
 
 
 class AuditCapture(pgtrigger.Trigger):

@@ -1,14 +1,18 @@
 """``pg-audit export``: every event of a period as JSON lines or CSV, in constant memory.
 
-Rows come through a server-side cursor in batches. Output is safe to feed to
-line-based tools and spreadsheets: no value can start a new line (JSON escapes
-control characters; CSV cells get them as backslash escapes), and a CSV cell
-that a spreadsheet would run as a formula gets a leading apostrophe.
+Rows come through a server-side cursor in batches. Values leave exactly as
+stored: jsonb columns are written as the server's own text of them (12.50 stays
+12.50, a 30-digit numeric keeps every digit), times with their offset,
+addresses as PostgreSQL prints them. Output is safe to feed to line-based tools
+and spreadsheets: no value can start a new line (JSON escapes control
+characters; CSV cells get them as backslash escapes), and a CSV cell that a
+spreadsheet would run as a formula gets a leading apostrophe.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -19,17 +23,28 @@ from typing import Any, TextIO
 import psycopg
 from psycopg.rows import dict_row
 
-from ._common import connect, require_schema, time_arg
-from .installer import EVENT_COLUMNS
+from ._common import connect, period, require_schema
+from .events import EXPORT_COLUMNS, JSON_COLUMNS, ascii_json, ip_text
 
 BATCH = 2000
-FIELDS = list(EVENT_COLUMNS)
+FIELDS = list(EXPORT_COLUMNS)
+
+
+def select_list() -> str:
+    """The columns of an export: jsonb as its text (exact numbers), txid as text."""
+    return ", ".join(
+        f"{c}::text AS {c}" if c in JSON_COLUMNS or c == "txid" else c for c in EXPORT_COLUMNS
+    )
+
+
 QUERY = (
-    "SELECT id, occurred_at, tx_started_at, action, outcome, actor_id, actor_name, ip::text AS ip, "
-    "user_agent, request_id, db_role, application_name, table_name, row_key, old_values, "
-    "new_values, detail, txid::text AS txid FROM audit.event "
+    f"SELECT {select_list()} FROM audit.event "
     "WHERE occurred_at >= %s AND occurred_at < %s ORDER BY id"
 )
+
+
+class RawJSON(str):
+    """JSON text of a jsonb column, written as it is."""
 
 # What spreadsheets read as the start of a formula (OWASP CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -46,6 +61,16 @@ def register(sub: Any) -> None:
     p.set_defaults(func=command)
 
 
+def exact(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as fetched with select_list(): jsonb text marked raw, addresses as printed."""
+    out = dict(row)
+    for c in JSON_COLUMNS:
+        if out.get(c) is not None:
+            out[c] = RawJSON(out[c])
+    out["ip"] = ip_text(out.get("ip"))
+    return out
+
+
 def csv_cell(value: object) -> str:
     """One CSV cell: control characters escaped (backslash first, so it stays
     reversible) and formula-leading text defused with an apostrophe."""
@@ -53,9 +78,11 @@ def csv_cell(value: object) -> str:
         return ""
     if isinstance(value, dt.datetime):
         return value.isoformat()
-    if isinstance(value, dict | list):
+    if isinstance(value, RawJSON | dict | list):
         # JSON already escapes control characters; only the rarer line breaks remain.
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = value if isinstance(value, RawJSON) else json.dumps(
+            value, ensure_ascii=False, separators=(",", ":")
+        )
         if not text.isprintable():
             text = "".join(f"\\u{ord(c):04x}" if not c.isprintable() else c for c in text)
         return "'" + text if text.startswith(FORMULA_START) else text
@@ -82,9 +109,18 @@ def _escape(c: str) -> str:
 
 
 def jsonl_line(row: dict[str, Any]) -> str:
-    out = {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
-    # ensure_ascii: U+2028, U+0085 and the like become \u escapes, never a line break.
-    return json.dumps(out, ensure_ascii=True, separators=(",", ":"), default=str)
+    """One JSON object on one line, ASCII only: U+2028, U+0085 and the like
+    become \\u escapes, never a line break. jsonb columns go in as their text."""
+    parts = []
+    for k, v in row.items():
+        if isinstance(v, RawJSON):
+            text = ascii_json(v)
+        elif isinstance(v, dt.datetime):
+            text = json.dumps(v.isoformat())
+        else:
+            text = json.dumps(v, ensure_ascii=True, default=str)
+        parts.append(f"{json.dumps(k)}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
 def rows(
@@ -94,7 +130,8 @@ def rows(
     with conn.transaction(), conn.cursor("pg_audit_export", row_factory=dict_row) as cur:
         cur.itersize = BATCH
         cur.execute(QUERY, [since, until])
-        yield from cur
+        for row in cur:
+            yield exact(row)
 
 
 def write(
@@ -121,15 +158,18 @@ def write(
 def command(args: argparse.Namespace) -> int:
     with connect(args, autocommit=True) as conn:
         require_schema(conn)
-        since = time_arg(conn, args.since, "1d", "--since")
-        until = time_arg(conn, args.until, "now", "--until")
+        since, until = period(conn, args.since, args.until)
         progress = sys.stderr if sys.stderr.isatty() else None
-        if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as f:
-                n = write(f, rows(conn, since, until), args.format, progress)
-        else:
-            n = write(sys.stdout, rows(conn, since, until), args.format, progress)
-            sys.stdout.flush()
+        out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+        # Closed here, before the connection: a reader that left (export | head)
+        # must not leave the cursor's transaction to be rolled back after it.
+        with contextlib.closing(rows(conn, since, until)) as events:
+            try:
+                n = write(out, events, args.format, progress)
+                out.flush()
+            finally:
+                if out is not sys.stdout:
+                    out.close()
     if not progress:
         print(f"pg-audit: {n} events exported", file=sys.stderr)
     return 0

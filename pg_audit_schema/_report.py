@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 import psycopg
 
-from ._common import connect, require_schema, time_arg
+from ._common import connect, period, positive, require_schema
 from ._tail import clean
+from .errors import PgAuditError
+from .events import actor_label, ip_text
 
 TOP = 10
 
@@ -19,7 +22,8 @@ def register(sub: Any) -> None:
     p.add_argument("--since", help="start (timestamp, or 7d / 24h / 30m ago; default 1d)")
     p.add_argument("--until", help="end, exclusive (default: now)")
     p.add_argument(
-        "--threshold", type=int, default=5, help="failed logins that make a burst (default 5)"
+        "--threshold", type=positive(int), default=5,
+        help="failed logins that make a burst (default 5)",
     )
     p.add_argument(
         "--window", default="10 minutes", help="window of a burst (default '10 minutes')"
@@ -52,13 +56,24 @@ def build(
     total = sum(r[1] for r in rows)
     out += [f"Events by action ({total} in all)"] + _table(["action", "events"], rows) + [""]
 
-    rows = conn.execute(
-        "SELECT coalesce(actor_name, actor_id, '(anonymous)'), db_role, count(*), "
+    # Who, spelled as everywhere else (events.actor_label): grouped in the
+    # database by what the label depends on, merged here.
+    events: Counter[tuple[str, str]] = Counter()
+    failures: Counter[tuple[str, str]] = Counter()
+    for actor_id, actor_name, db_role, context, n, failed in conn.execute(
+        "SELECT actor_id, actor_name, db_role, "
+        "ip IS NOT NULL OR user_agent IS NOT NULL OR request_id IS NOT NULL, count(*), "
         "count(*) FILTER (WHERE outcome = 'failure') "
-        "FROM audit.event WHERE occurred_at >= %s AND occurred_at < %s "
-        "GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT %s",
-        [*span, TOP],
-    ).fetchall()
+        "FROM audit.event WHERE occurred_at >= %s AND occurred_at < %s GROUP BY 1, 2, 3, 4",
+        span,
+    ):
+        who = (actor_label(actor_id, actor_name, db_role, context or None), db_role)
+        events[who] += n
+        failures[who] += failed
+    rows = [
+        (who, role, n, failures[(who, role)])
+        for (who, role), n in sorted(events.items(), key=lambda i: (-i[1], i[0]))[:TOP]
+    ]
     out += [f"Top actors (first {TOP})"] + _table(["actor", "db role", "events", "failures"], rows)
     out.append("")
 
@@ -69,10 +84,8 @@ def build(
             'threshold => %s, "window" => %s::interval, since => %s, "until" => %s)',
             [threshold, window, *span],
         ).fetchall()
-    except psycopg.errors.InvalidDatetimeFormat as exc:
-        from .errors import PgAuditError
-
-        raise PgAuditError(f"--window: not an interval: {window!r}") from exc
+    except (psycopg.errors.InvalidDatetimeFormat, psycopg.errors.InvalidParameterValue) as exc:
+        raise PgAuditError(f"--window: not a positive interval: {window!r}") from exc
     out += (
         [f"Failed-login bursts ({threshold} or more within {window})"]
         + _table(
@@ -81,14 +94,19 @@ def build(
         + [""]
     )
 
-    rows = conn.execute(
+    found = conn.execute(
         "SELECT occurred_at, privilege, change, "
         "grantee_kind || ' ' || coalesce(grantee_id, 'all'), "
-        "object_id, coalesce(actor_name, actor_id), db_role, ip::text "
+        "object_id, actor_id, actor_name, db_role, ip, request_id "
         "FROM audit.privilege_changes WHERE occurred_at >= %s AND occurred_at < %s "
         "ORDER BY event_id",
         span,
     ).fetchall()
+    rows = [
+        (when, privilege, change, to, obj,
+         actor_label(actor_id, actor_name, role, ip, None, request), role, ip_text(ip))
+        for when, privilege, change, to, obj, actor_id, actor_name, role, ip, request in found
+    ]
     out += (
         ["Privilege changes"]
         + _table(["when", "privilege", "change", "to", "object", "by", "db role", "from"], rows)
@@ -112,7 +130,6 @@ def build(
 def command(args: argparse.Namespace) -> int:
     with connect(args) as conn:
         require_schema(conn)
-        since = time_arg(conn, args.since, "1d", "--since")
-        until = time_arg(conn, args.until, "now", "--until")
+        since, until = period(conn, args.since, args.until)
         print(build(conn, since, until, args.threshold, args.window))
     return 0

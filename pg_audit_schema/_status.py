@@ -26,6 +26,12 @@ class Status:
     size_bytes: int = 0
     newest: tuple[int, str, str] | None = None
     members: dict[str, list[str]] = field(default_factory=dict)
+    newest_seal: tuple[int, str, str] | None = None  # batch, hash, sealed at
+    unsealed: int = 0
+    unsealed_capped: bool = False
+    keep_months: int | None = None
+    partitions_ahead: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -135,21 +141,94 @@ def collect(conn: psycopg.Connection, exact_count_below: int = EXACT_COUNT_BELOW
         st.warnings.append(
             "events wait in audit.event_default (no monthly partition): run pg-audit maintain"
         )
+    _seals(conn, st)
+    _retention(conn, st)
     return st
 
 
 def _default_partition_has_rows(conn: psycopg.Connection) -> bool:
-    # Readers hold SELECT on the parent only; they get the planner's estimate.
+    """Whether audit.event_default holds rows, asked through audit.event itself
+    (readers may read the log but not its partitions): the times no monthly
+    partition covers, which the planner prunes to the default partition alone."""
+    ranges = conn.execute(
+        "SELECT range_from, range_to FROM audit.event_partition WHERE NOT is_default "
+        "ORDER BY range_from"
+    ).fetchall()
+    if not ranges:
+        row = conn.execute("SELECT EXISTS (SELECT FROM audit.event)").fetchone()
+        return bool(row and row[0])
+    gaps = ["occurred_at < %s"]
+    params: list[object] = [ranges[0][0]]
+    for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+        if end < start:
+            gaps.append("(occurred_at >= %s AND occurred_at < %s)")
+            params += [end, start]
+    gaps.append("occurred_at >= %s")
+    params.append(ranges[-1][1])
     row = conn.execute(
-        "SELECT has_table_privilege('audit.event_default', 'SELECT'), reltuples > 0 "
-        "FROM pg_class WHERE oid = 'audit.event_default'::regclass"
+        f"SELECT EXISTS (SELECT FROM audit.event WHERE {' OR '.join(gaps)})", params
     ).fetchone()
-    if not row:
-        return False
-    if not row[0]:
-        return bool(row[1])
-    found = conn.execute("SELECT EXISTS (SELECT FROM audit.event_default)").fetchone()
-    return bool(found and found[0])
+    return bool(row and row[0])
+
+
+# Past this many unsealed events status says "more than".
+UNSEALED_CAP = 1_000_000
+# Unsealed events older than this deserve a warning (seal runs every minute).
+UNSEALED_WARN_AFTER = "1 day"
+
+
+def _seals(conn: psycopg.Connection, st: Status) -> None:
+    head = conn.execute(
+        "SELECT batch, hash, sealed_at::text, to_xid FROM audit.newest_seal() "
+        "WHERE batch IS NOT NULL"
+    ).fetchone()
+    since = 0
+    if head:
+        st.newest_seal = (int(head[0]), str(head[1]), str(head[2]))
+        since = int(head[3])
+    # Events of transactions the newest seal does not cover (event_txid_idx).
+    row = conn.execute(
+        "SELECT count(*), min(occurred_at) < now() - %s::interval FROM ("
+        "SELECT occurred_at FROM audit.event WHERE txid >= %s::text::xid8 LIMIT %s) u",
+        [UNSEALED_WARN_AFTER, since, UNSEALED_CAP + 1],
+    ).fetchone()
+    assert row is not None
+    st.unsealed, old = min(int(row[0]), UNSEALED_CAP), bool(row[1])
+    st.unsealed_capped = int(row[0]) > UNSEALED_CAP
+    if old:
+        st.warnings.append(
+            f"events older than {UNSEALED_WARN_AFTER} are not sealed: run pg-audit seal "
+            "regularly (docs/retention.md)"
+        )
+
+
+def _retention(conn: psycopg.Connection, st: Status) -> None:
+    row = conn.execute("SELECT keep_months FROM audit.retention_policy").fetchone()
+    st.keep_months = int(row[0]) if row else None
+    st.partitions_ahead = [
+        r[0]
+        for r in conn.execute(
+            "SELECT audit.table_name(partition) FROM audit.event_partition "
+            "WHERE NOT is_default AND range_to > now() ORDER BY range_from"
+        )
+    ]
+    next_month = conn.execute(
+        "SELECT EXISTS (SELECT FROM audit.event_partition WHERE NOT is_default "
+        "AND range_from <= date_trunc('month', now()) + interval '1 month' "
+        "AND range_to > date_trunc('month', now()) + interval '1 month')"
+    ).fetchone()
+    if not (next_month and next_month[0]):
+        st.warnings.append(
+            "no partition for next month yet: run pg-audit maintain (daily, from cron)"
+        )
+    st.expired = [
+        r[0] for r in conn.execute("SELECT audit.table_name(p) FROM audit.expired_partitions() p")
+    ]
+    if st.expired:
+        st.warnings.append(
+            f"{len(st.expired)} partition(s) past the retention policy wait to be archived: "
+            "run pg-audit archive --dir DIR"
+        )
 
 
 def _size(n: int) -> str:
@@ -173,6 +252,23 @@ def render(st: Status) -> str:
     ]
     for name, excluded in st.tracked:
         lines.append(f"  {name}" + (f" (excluded: {', '.join(excluded)})" if excluded else ""))
+    if st.newest_seal:
+        batch, digest, sealed_at = st.newest_seal
+        lines.append(f"sealed:   batch {batch} at {sealed_at}, hash {digest}")
+    else:
+        lines.append("sealed:   nothing yet")
+    lines.append(
+        f"unsealed: {'more than ' if st.unsealed_capped else ''}{st.unsealed:,} "
+        f"event{'s' if st.unsealed != 1 else ''}"
+    )
+    lines.append(
+        "retention: "
+        + (f"keep {st.keep_months} months" if st.keep_months else "no policy")
+        + (f"; expired, to archive: {', '.join(st.expired)}" if st.expired else "")
+    )
+    lines.append(
+        "partitions ahead: " + (", ".join(st.partitions_ahead) if st.partitions_ahead else "none")
+    )
     lines.append("roles:")
     for role, members in st.members.items():
         lines.append(f"  {role}: {', '.join(members) if members else '(no members)'}")

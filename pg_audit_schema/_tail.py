@@ -12,7 +12,6 @@ for again at the next wake-up, for a while.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -20,7 +19,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ._common import connect, require_schema
+from ._common import connect, positive, require_schema
+from ._export import exact, jsonl_line, select_list
+from .events import actor_label, compact, load_json, value_text
 
 CHANNEL = "audit_event"
 BATCH = 5000
@@ -28,11 +29,8 @@ GAP_TTL = 600.0  # seconds a skipped id may still commit
 GAP_MAX = 100_000
 POLL = 1.0  # seconds between reads when no notification wakes tail
 
-COLUMNS = (
-    "id, occurred_at, action, outcome, actor_id, actor_name, ip::text AS ip, user_agent, "
-    "request_id, db_role, application_name, table_name, row_key, old_values, new_values, "
-    "detail, txid::text AS txid"
-)
+# The columns of export, in its order: tail --json and export write the same objects.
+COLUMNS = select_list()
 
 
 def register(sub: Any) -> None:
@@ -43,10 +41,13 @@ def register(sub: Any) -> None:
     p.add_argument("--actor", help="only events whose actor id or actor name is this")
     p.add_argument("--table", help="only events of this table (schema.table, or table)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--limit", type=int, default=0, help="stop after this many events")
+    p.add_argument(
+        "--limit", type=positive(int, allow_zero=True), default=0,
+        help="stop after this many events (default 0: no limit)",
+    )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive(float, allow_zero=True),
         default=0,
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
@@ -64,40 +65,39 @@ def clean(value: object) -> str:
     )
 
 
-def _compact(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 def one_line(ev: dict[str, Any]) -> str:
-    """A readable line: time, id, action, who, from where, what."""
+    """A readable line: time, id, action, who, from where, what: the row key as
+    JSON (to paste into audit.row_history), changed values as their text (numbers
+    of older events exact)."""
     parts = [
         ev["occurred_at"].strftime("%Y-%m-%d %H:%M:%S%z"),
         f"#{ev['id']}",
         ev["action"] + (f"({ev['outcome']})" if ev.get("outcome") else ""),
     ]
-    who = ev.get("actor_name") or ev.get("actor_id")
-    parts.append(f"by {clean(who)}" if who else "by -")
+    who = actor_label(
+        ev.get("actor_id"), ev.get("actor_name"), ev.get("db_role"),
+        ev.get("ip"), ev.get("user_agent"), ev.get("request_id"),
+    )
+    parts.append(f"by {clean(who)}")
     if ev.get("ip"):
         parts.append(f"from {ev['ip']}")
     parts.append(f"db={clean(ev['db_role'])}")
     if ev.get("table_name"):
-        parts.append(f"{clean(ev['table_name'])} {clean(_compact(ev.get('row_key')))}")
-    if ev["action"] == "UPDATE" and ev.get("new_values"):
+        parts.append(f"{clean(ev['table_name'])} {clean(compact(load_json(ev.get('row_key'))))}")
+    new = load_json(ev.get("new_values"))
+    if ev["action"] == "UPDATE" and new:
+        old = load_json(ev.get("old_values")) or {}
         changes = ", ".join(
-            f"{k}: {_compact((ev.get('old_values') or {}).get(k))} -> {_compact(v)}"
-            for k, v in sorted(ev["new_values"].items())
+            f"{k}: {value_text(old.get(k))} -> {value_text(v)}" for k, v in sorted(new.items())
         )
         parts.append(clean(changes))
     elif ev.get("detail"):
-        parts.append(clean(_compact(ev["detail"])))
+        parts.append(clean(compact(load_json(ev["detail"]))))
     return " ".join(parts)
 
 
 def to_json(ev: dict[str, Any]) -> str:
-    out = dict(ev)
-    out["occurred_at"] = ev["occurred_at"].isoformat()
-    # ensure_ascii keeps U+2028 and friends from splitting a line for some readers.
-    return json.dumps(out, ensure_ascii=True, separators=(",", ":"), default=str)
+    return jsonl_line(ev)
 
 
 class _Filter:
@@ -142,7 +142,7 @@ def follow(conn: psycopg.Connection, args: argparse.Namespace) -> int:
                 "ORDER BY id LIMIT %s",
                 [last, list(gaps), BATCH],
             ).fetchall()
-            for ev in rows:
+            for ev in map(exact, rows):
                 if ev["id"] > last:
                     if len(gaps) < GAP_MAX:
                         for missing in range(last + 1, min(ev["id"], last + 1 + GAP_MAX)):

@@ -2,7 +2,8 @@
 
 The connection comes from ``--dsn`` or, when it is absent, the usual ``PG*``
 environment variables. Every subcommand sets ``func(args) -> int`` (the exit
-status); expected failures print one line on stderr and exit non-zero.
+status); every failure is one line on stderr with an exit status of
+``_common.EXIT_STATUSES`` (1 is kept for verify's "tampered").
 Subcommands of other modules join through their ``register(subparsers)``:
 ``cli_retention`` (maintain, seal, verify, archive) and ``demo``.
 """
@@ -11,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 try:
     import psycopg
@@ -20,7 +24,16 @@ except ImportError:  # pg-audit[django] leaves the driver to the project (docs/d
     sys.exit("pg-audit: the command line needs psycopg 3: pip install 'pg-audit[cli]'")
 
 from . import _export, _report, _status, _tail
-from ._common import EXIT_ERROR, connect, one_line, require_schema
+from ._common import (
+    EXIT_BUG,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    EXIT_STATUSES,
+    connect,
+    one_line,
+    require_schema,
+)
 from .errors import PgAuditError
 from .installer import install, installed_version, latest_version
 
@@ -63,17 +76,36 @@ def _track(args: argparse.Namespace) -> int:
 def _untrack(args: argparse.Namespace) -> int:
     with connect(args) as conn:
         require_schema(conn)
+        row = conn.execute(
+            "SELECT audit.table_name(%s::regclass), EXISTS (SELECT FROM audit.tracked_table t "
+            "WHERE t.table_oid = %s::regclass)",
+            [args.table, args.table],
+        ).fetchone()
+        assert row is not None
+        name, tracked = row
+        if not tracked:
+            print(f"pg-audit: {name} is not tracked; nothing to stop")
+            return 0
         conn.execute("SELECT audit.disable_tracking(target => %s::regclass)", [args.table])
-        name = conn.execute("SELECT audit.table_name(%s::regclass)", [args.table]).fetchone()
-    print(f"pg-audit: no longer tracking {name[0] if name else args.table} (its events stay)")
+    print(f"pg-audit: no longer tracking {name} (its events stay)")
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line, like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"pg-audit: {message} (see: {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pg-audit",
         description="Install, inspect and read the pg-audit trail of a PostgreSQL database.",
-        epilog="Without --dsn, the PG* environment variables (PGHOST, PGDATABASE, ...) apply.",
+        epilog="Without --dsn, the PG* environment variables (PGHOST, PGDATABASE, ...) apply.\n\n"
+        + EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--dsn", default=None, help="libpq connection string or URI (default: PG* variables)"
@@ -124,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help (0) or a usage error (EXIT_ERROR, said in one line)
+        return int(exc.code or 0)
     try:
         return int(args.func(args))
     except PgAuditError as exc:
@@ -134,11 +169,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pg-audit: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # `pg-audit export | head`: the reader left; say nothing more.
-        sys.stderr.close()
-        return 0
+        # `pg-audit export | head`: the reader left. Say nothing, and keep the
+        # interpreter from failing again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    except OSError as exc:  # files: --output, --expect-file, --dir
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"pg-audit: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: never mistaken for verify's "tampered"
+        if os.environ.get("PG_AUDIT_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"pg-audit: internal error: {type(exc).__name__}: {exc} "
+            "(PG_AUDIT_DEBUG=1 shows the traceback; please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 __all__ = ["build_parser", "main"]

@@ -2,21 +2,27 @@
 
 ``register(subparsers)`` adds them to the top-level parser; each sets
 ``func(args) -> int`` (the exit status). The connection comes from
-``args.dsn`` or, when that is empty, the PG* environment variables.
+``args.dsn`` or, when that is empty, the PG* environment variables. Expected
+failures raise ``PgAuditError``, which ``pg_audit_schema.cli.main`` reports as
+one line; a check that finds tampering or a damaged archive exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from . import retention
+from ._common import connect
 from .errors import PgAuditError
-from .seal import newest_seal, seal, terminal_progress, verify
+from .seal import newest_seal, parse_expected_hash, seal, verify
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=_seal)
 
     p = subparsers.add_parser(
-        "verify", help="recompute the seal chain and report the first difference"
+        "verify",
+        help="recompute the seal chain here, from raw values, and report the first difference",
     )
     p.add_argument("--expect", metavar="HASH", help="a seal hash kept outside the database")
     p.add_argument(
@@ -60,6 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     v.add_argument("--offline", action="store_true", help="do not compare with the database's seal")
     _dsn_option(v)
     v.set_defaults(func=_archive_verify)
+    s = sub.add_parser(
+        "show", help="check an archive, then print its events as JSON with named fields"
+    )
+    s.add_argument("file", type=Path, help="NAME.jsonl.gz or NAME.manifest.json")
+    s.set_defaults(func=_archive_show)
 
 
 def _dsn_option(parser: argparse.ArgumentParser) -> None:
@@ -68,105 +80,133 @@ def _dsn_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dsn", default=argparse.SUPPRESS, help="libpq connection string")
 
 
-def _connect(args: argparse.Namespace) -> psycopg.Connection:
-    try:
-        return psycopg.connect(getattr(args, "dsn", None) or "", autocommit=True)
-    except psycopg.Error as exc:
-        raise PgAuditError(f"cannot connect: {str(exc).strip().splitlines()[0]}") from exc
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars on stderr when it is a terminal, one per step:
+    update(step, done, total). rich is imported only here: other commands start faster."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        yield update
 
 
-def _run(body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    try:
-        return int(body(args))
-    except PgAuditError as exc:
-        print(f"pg-audit: {exc}", file=sys.stderr)
-        return 2
+@contextmanager
+def _spinner(text: str) -> Iterator[None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(text, spinner="dots"):
+        yield
 
 
 def _maintain(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        with _connect(args) as conn:
-            for operation, partition, count in retention.maintain(conn, args.months_ahead):
-                print(
-                    f"{operation} {partition} ({count} events)"
-                    if count
-                    else f"{operation} {partition}"
-                )
-        return 0
-
-    return _run(body, args)
+    with connect(args) as conn:
+        for operation, partition, count in retention.maintain(conn, args.months_ahead):
+            print(f"{operation} {partition}" + (f" ({count} events)" if count else ""))
+    return 0
 
 
 def _seal(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        with _connect(args) as conn:
-            if not args.no_seal:
+    with connect(args) as conn:
+        if not args.no_seal:
+            with _spinner("sealing finished events"):
                 batch = seal(conn)
-                print(f"sealed batch {batch}" if batch else "nothing new to seal", file=sys.stderr)
-            head = newest_seal(conn)
-        if head is None:
-            print("no seal yet", file=sys.stderr)
-            return 0
-        print(f"{head.batch} {head.hash}")
-        if args.hash_file:
-            args.hash_file.write_text(f"{head.batch} {head.hash}\n", encoding="utf-8")
+            print(f"sealed batch {batch}" if batch else "nothing new to seal", file=sys.stderr)
+        head = newest_seal(conn)
+    if head is None:
+        print("no seal yet", file=sys.stderr)
         return 0
-
-    return _run(body, args)
+    print(f"{head.batch} {head.hash}")
+    if args.hash_file:
+        try:
+            args.hash_file.write_text(f"{head.batch} {head.hash}\n", encoding="utf-8")
+        except OSError as exc:
+            raise PgAuditError(f"cannot write {args.hash_file}: {exc.strerror or exc}") from exc
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        expect = args.expect
-        if args.expect_file:
-            expect = args.expect_file.read_text(encoding="utf-8").split()[-1]
-        with _connect(args) as conn:
-            result = verify(conn, expect=expect, progress=terminal_progress)
-        print(result.describe())
-        return 0 if result.ok else 1
-
-    return _run(body, args)
+    expect = args.expect
+    if args.expect_file:
+        try:
+            text = args.expect_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise PgAuditError(f"cannot read --expect-file {args.expect_file}: {reason}") from exc
+        expect = parse_expected_hash(text, f"--expect-file {args.expect_file}")
+    with connect(args) as conn, _progress() as update:
+        result = verify(
+            conn,
+            expect=expect,
+            progress=lambda done, total: update("verifying seal batches", done, total),
+        )
+    print(result.describe())
+    return 0 if result.ok else 1
 
 
 def _archive(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        with _connect(args) as conn:
-            done = retention.archive(conn, args.dir, retire=not args.no_retire)
-        for a in done:
-            state = "retired" if a.retired else "exported"
-            print(
-                f"{state} {a.partition}: {a.row_count} events -> {a.data} "
-                f"(manifest sha256 {a.manifest_sha256})"
-            )
-        if not done:
-            print("no partition has expired", file=sys.stderr)
-        return 0
-
-    return _run(body, args)
+    with _progress() as update, connect(args) as conn:
+        done = retention.archive(conn, args.dir, retire=not args.no_retire, progress=update)
+    for a in done:
+        state = "retired" if a.retired else "exported"
+        print(
+            f"{state} {a.partition}: {a.row_count} events -> {a.data} "
+            f"(manifest sha256 {a.manifest_sha256})"
+        )
+    if not done:
+        print("no partition has expired", file=sys.stderr)
+    return 0
 
 
 def _archive_verify(args: argparse.Namespace) -> int:
-    def body(args: argparse.Namespace) -> int:
-        if args.offline:
-            check = retention.verify_archive(args.file)
-        else:
-            with _connect(args) as conn:
-                check = retention.verify_archive(args.file, conn)
-        print(check.describe())
-        return 0 if check.ok else 1
+    if args.offline:
+        check = retention.verify_archive(args.file)
+    else:
+        with connect(args) as conn:
+            check = retention.verify_archive(args.file, conn)
+    print(check.describe())
+    return 0 if check.ok else 1
 
-    return _run(body, args)
+
+def _archive_show(args: argparse.Namespace) -> int:
+    check = retention.verify_archive(args.file)
+    print(check.describe(), file=sys.stderr)
+    for line in retention.show_archive(check.data):
+        print(line)
+    return 0 if check.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry for tests and until the top-level cli wires register() in."""
-    parser = argparse.ArgumentParser(prog="pg-audit")
-    parser.add_argument(
-        "--dsn", default=None, help="libpq connection string (default: PG* variables)"
-    )
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    """``pg-audit`` itself (tests call this module's commands through it)."""
+    from .cli import main as pg_audit
+
+    return pg_audit(argv)
 
 
 if __name__ == "__main__":

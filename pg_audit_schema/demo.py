@@ -40,6 +40,7 @@ from psycopg.types.json import set_json_loads
 
 from .embedded import Server, temporary_server
 from .errors import PgAuditError
+from .events import actor_label, ip_text, value_text
 from .installer import install
 
 DB_NAME = "shop"
@@ -52,12 +53,20 @@ ATTACK_SQL = "DELETE FROM audit.event"
 
 Say = Callable[[str], None]
 
+# Changes made outside the application: by any login but the application's
+# (a DBA in psql), as docs/dba-guide.md gives it.
+OUTSIDE_THE_APP = (
+    "SELECT occurred_at, db_role, application_name, table_name, row_key, action "
+    f"FROM audit.event WHERE table_name IS NOT NULL AND db_role <> '{APP_ROLE}' ORDER BY id;"
+)
+
 # What an auditor would ask first, all open to audit_reader.
 INVESTIGATIONS = (
     "SELECT * FROM audit.auth_events;",
-    "SELECT * FROM audit.column_changes WHERE action = 'UPDATE';",
+    "SELECT * FROM audit.column_changes('shop_product') WHERE action = 'UPDATE';",
     "SELECT * FROM audit.last_change('shop_product', '{\"id\": 1}', 'price');",
     "SELECT * FROM audit.row_history('shop_product', '{\"id\": 2}');",
+    OUTSIDE_THE_APP,
 )
 
 
@@ -470,27 +479,33 @@ def _print_trail(server: Server, say: Say) -> None:
         # Decimal keeps numeric values as stored: 12.50, not 12.5.
         set_json_loads(functools.partial(json.loads, parse_float=decimal.Decimal), conn)
         rows = conn.execute(
-            "SELECT occurred_at, action, outcome, actor_name, db_role, application_name, ip, "
-            "table_name, row_key, old_values, new_values, detail "
+            "SELECT occurred_at, action, outcome, actor_id, actor_name, db_role, user_agent, "
+            "request_id, ip, table_name, row_key, old_values, new_values, detail "
             "FROM audit.event ORDER BY id"
         ).fetchall()
+    # Admin events name their model by content type id; the reader may not read
+    # django_content_type, the superuser may.
+    with psycopg.connect(server.dsn(DB_NAME), autocommit=True) as conn:
+        types = dict(conn.execute(
+            "SELECT id::text, app_label || '.' || model FROM django_content_type").fetchall())
     # The migrations' TRACKING_ENABLED events, one line instead of one row each.
-    tracking = [r for r in rows if r[1] == "TRACKING_ENABLED"]
+    tracking = [r[:1] + r[1:2] + r[9:10] + r[13:14] for r in rows if r[1] == "TRACKING_ENABLED"]
     rows = [r for r in rows if r[1] != "TRACKING_ENABLED"]
     say(f"The audit trail: {len(rows) + len(tracking)} events in audit.event, "
         f"read as {READER_ROLE} (times in UTC)")
     width = _terminal_width()
     if tracking:
         text = (f"{len(tracking)} TRACKING_ENABLED events of the migrations, for: "
-                + ", ".join(_tracked(r[7], r[11]) for r in tracking))
+                + ", ".join(_tracked(r[2], r[3]) for r in tracking))
         say(textwrap.fill(text, width, initial_indent="  ", subsequent_indent="    "))
     say("")
-    for line in trail_table([_trail_cells(row) for row in rows], width):
+    for line in trail_table([_trail_cells(row, types) for row in rows], width):
         say(line)
     failed = [r for r in rows if r[1] == "LOGIN_FAILED"]
-    if failed and failed[0][6] is not None:
+    if failed and failed[0][8] is not None:
+        client = ip_text(failed[0][8])
         say("\n" + textwrap.fill(
-            f"The failed login was recorded from {failed[0][6]}, the real client: the forged "
+            f"The failed login was recorded from {client}, the real client: the forged "
             f"X-Forwarded-For ({SPOOFED_IP}) came from no trusted proxy.", width))
 
 
@@ -524,17 +539,21 @@ def _tracked(table: str | None, detail: Any) -> str:
     return f"{name} (not {', '.join(excluded)})" if excluded else name
 
 
-def _trail_cells(row: Sequence[Any]) -> list[str]:
-    (occurred_at, action, outcome, actor, db_role, app, ip, table, key, old, new, detail) = row
+def _trail_cells(row: Sequence[Any], types: dict[str, str] | None = None) -> list[str]:
+    (occurred_at, action, outcome, actor_id, actor_name, db_role, user_agent, request_id, ip,
+     table, key, old, new, detail) = row
     when = occurred_at.astimezone(datetime.timezone.utc).strftime("%H:%M:%S")
     if outcome == "failure" and not action.endswith("FAILED"):
         action = f"{action} (failed)"
-    # No application user: a web request's is anonymous, anything else is
-    # shown as the database login (and client program) that did it.
-    who = actor or ("anonymous" if ip else f"[{db_role}{' ' + app if app else ''}]")
+    # No application user: "anonymous" for a request, else the database login.
+    who = actor_label(actor_id, actor_name, db_role, ip, user_agent, request_id)
     short_table = (table or "").removeprefix("public.")
     key_text = ",".join(str(v) for v in key.values()) if isinstance(key, dict) else ""
-    return [when, action, who, str(ip or ""), short_table, key_text,
+    if isinstance(detail, dict) and "content_type_id" in detail and types:
+        # The id as the trigger printed it ("8"), or a number in older events.
+        detail = {**detail, "content_type": detail.get("content_type")
+                  or types.get(str(detail["content_type_id"]))}
+    return [when, action, who, ip_text(ip) or "", short_table, key_text,
             summarise(old, new, detail, key)]
 
 
@@ -547,21 +566,23 @@ def summarise(old: Any, new: Any, detail: Any, key: Any = None) -> str:
         new = {c: v for c, v in new.items() if c not in key}
     if old and new:
         columns = [*new, *(c for c in old if c not in new)]
-        return ", ".join(f"{c} {_value(old.get(c))}->{_value(new.get(c))}" for c in columns)
+        return ", ".join(f"{c} {value_text(old.get(c))}->{value_text(new.get(c))}" for c in columns)
     values = new or old
     if values:
-        return " ".join(f"{c}={_value(v)}" for c, v in values.items())
+        return " ".join(f"{c}={value_text(v)}" for c, v in values.items())
     if isinstance(detail, dict) and "object_repr" in detail:
         return admin_summary(detail)
     if isinstance(detail, dict) and detail:
-        return " ".join(f"{k}={_value(v)}" for k, v in detail.items() if v not in ([], {}, None))
+        return " ".join(
+            f"{k}={value_text(v)}" for k, v in detail.items() if v not in ([], {}, None)
+        )
     return ""
 
 
 def admin_summary(detail: dict[str, Any]) -> str:
     """An admin log entry as the admin's history page puts it."""
     what = f"{detail.get('content_type') or 'object'} {detail.get('object_id') or ''}".strip()
-    text = f"{what} {_value(detail.get('object_repr'))}"
+    text = f"{what} {value_text(detail.get('object_repr'))}"
     message = detail.get("change_message")
     parts = []
     if isinstance(message, list):
@@ -572,14 +593,6 @@ def admin_summary(detail: dict[str, Any]) -> str:
     elif message:
         parts.append(str(message))
     return f"{text}: {'; '.join(parts)}" if parts else text
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, str):
-        return value if value and " " not in value else json.dumps(value)
-    return json.dumps(value)
 
 
 def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say: Say) -> None:

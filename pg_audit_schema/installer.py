@@ -1,7 +1,8 @@
 """Apply the versioned SQL files of ``sql/`` to a database.
 
 The same files, in the same order, as ``psql -f sql/install.sql``:
-``bootstrap.sql``, each ``NNNN_name.sql`` the database lacks, then ``guards.sql``,
+``bootstrap.sql``, each ``NNNN_name.sql`` the database lacks, then ``guards.sql``
+and ``finish.sql``,
 all in one transaction. Each step records its own version, so every runner ends
 at the same recorded version.
 """
@@ -14,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from .errors import NotInstalled, PgAuditError
+from .events import EVENT_COLUMNS
 
 try:
     import psycopg
@@ -22,12 +24,10 @@ try:
 except ImportError:  # a psycopg2 Django project: django_bridge.install runs install() itself
     _DriverError = PgAuditError
 
-# The columns of audit.event in table order, as exports and archives write them.
-EVENT_COLUMNS = (
-    "id", "occurred_at", "tx_started_at", "action", "outcome", "actor_id", "actor_name", "ip",
-    "user_agent", "request_id", "db_role", "application_name", "table_name", "row_key",
-    "old_values", "new_values", "detail", "txid",
-)
+__all__ = [
+    "EVENT_COLUMNS", "Step", "available_steps", "install", "installed_version", "latest_version",
+    "require_installed", "sql_dir",
+]
 
 _STEP_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -99,6 +99,7 @@ def install(conn: psycopg.Connection) -> list[Step]:
     """
     folder = sql_dir()
     guards = (folder / "guards.sql").read_text(encoding="utf-8")
+    finish = (folder / "finish.sql").read_text(encoding="utf-8")
     applied: list[Step] = []
     try:
         if installed_version(conn) == latest_version() and not _is_superuser(conn):
@@ -114,6 +115,7 @@ def install(conn: psycopg.Connection) -> list[Step]:
                     conn.execute(step.text())
                     applied.append(step)
             conn.execute(guards)
+            conn.execute(finish)
     except _DriverError as exc:
         raise PgAuditError(f"installing the audit schema failed: {_one_line(exc)}") from exc
     return applied

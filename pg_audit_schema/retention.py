@@ -5,6 +5,9 @@ sha256 of the archive manifest of exactly its sealed content. ``archive`` is
 the protocol: seal, export the partition as gzip JSONL (one canonical event per
 line, as sealed), re-read the file and check it against the manifest, write the
 manifest next to it, and only then ask the database to record and drop.
+
+Archive lines are positional JSON arrays (``canonical.FIELDS`` names the
+positions of format 1 and 2); ``show_archive`` prints them with the names.
 """
 
 from __future__ import annotations
@@ -13,19 +16,22 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 
+from . import canonical
 from .errors import PgAuditError
-from .installer import EVENT_COLUMNS, require_installed
+from .installer import require_installed
 
 DATA_SUFFIX = ".jsonl.gz"
-# Positions in a canonical event line (audit.event_canonical, format 1).
-FIELDS = ("format", *EVENT_COLUMNS)
 MANIFEST_SUFFIX = ".manifest.json"
+# progress(step, done, total), e.g. ("export audit.event_2025_10", 5000, 81234)
+Progress = Callable[[str, int, int], None]
+_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 @dataclass(frozen=True)
@@ -83,29 +89,36 @@ def paths_for(partition: str, directory: Path) -> tuple[Path, Path]:
     return directory / f"{partition}{DATA_SUFFIX}", directory / f"{partition}{MANIFEST_SUFFIX}"
 
 
-def export_partition(conn: psycopg.Connection, partition: str, directory: Path) -> Archive:
+def export_partition(
+    conn: psycopg.Connection, partition: str, directory: Path, progress: Progress | None = None
+) -> Archive:
     """Write the archive of one sealed partition and check it; nothing is dropped."""
     try:
-        return _export(conn, partition, directory)
+        return _export(conn, partition, directory, progress)
     except OSError as exc:
         raise PgAuditError(f"exporting {partition} failed: {exc}") from exc
 
 
-def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archive:
+def _export(
+    conn: psycopg.Connection, partition: str, directory: Path, progress: Progress | None
+) -> Archive:
     directory.mkdir(parents=True, exist_ok=True)
     data, manifest_path = paths_for(partition, directory)
     tmp = data.with_name(data.name + ".partial")
     try:
-        # Manifest and rows from one snapshot.
-        with conn.transaction():
+        # Manifest and rows from one snapshot; read only, rolled back with its settings.
+        with conn.transaction(force_rollback=True):
             if conn.autocommit:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
             row = conn.execute(
                 "SELECT audit.archive_manifest(%s::regclass)::text", [partition]
             ).fetchone()
             assert row is not None
             manifest_text: str = row[0]
             manifest = json.loads(manifest_text)
+            total = int(manifest["row_count"])
+            step = f"export {partition}"
             with (
                 gzip.open(tmp, "wt", encoding="utf-8", newline="\n") as out,
                 conn.cursor(name="pg_audit_archive") as cur,
@@ -117,9 +130,11 @@ def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archiv
                     "ORDER BY e.id, e.occurred_at",
                     [manifest["range_from"], manifest["range_to"]],
                 )
-                for (line,) in cur:
+                for n, (line,) in enumerate(cur, 1):
                     out.write(line)
                     out.write("\n")
+                    if progress and (n % 5000 == 0 or n == total):
+                        progress(step, n, total)
     except psycopg.Error as exc:
         tmp.unlink(missing_ok=True)
         raise _fail(f"exporting {partition} failed", exc) from exc
@@ -128,7 +143,7 @@ def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archiv
     manifest_path.write_text(manifest_text + "\n", encoding="utf-8")
     _fsync(manifest_path)
     _fsync(directory)
-    check = verify_archive(data)
+    check = verify_archive(data, progress=progress)
     if not check.ok:
         raise PgAuditError(
             f"the archive of {partition} does not match its manifest: {check.problems[0]}"
@@ -143,7 +158,13 @@ def _export(conn: psycopg.Connection, partition: str, directory: Path) -> Archiv
     )
 
 
-def archive(conn: psycopg.Connection, directory: Path, *, retire: bool = True) -> list[Archive]:
+def archive(
+    conn: psycopg.Connection,
+    directory: Path,
+    *,
+    retire: bool = True,
+    progress: Progress | None = None,
+) -> list[Archive]:
     """Seal, export and check every expired partition, then retire each one.
 
     A partition whose export or check fails is not retired, and nothing after it.
@@ -155,7 +176,7 @@ def archive(conn: psycopg.Connection, directory: Path, *, retire: bool = True) -
         raise _fail("sealing before the archive failed", exc) from exc
     done: list[Archive] = []
     for partition in expired_partitions(conn):
-        result = export_partition(conn, partition, directory)
+        result = export_partition(conn, partition, directory, progress)
         if retire:
             try:
                 with conn.transaction():
@@ -194,7 +215,48 @@ def _lines(data: Path) -> Iterator[bytes]:
             yield raw.rstrip(b"\n")
 
 
-def verify_archive(path: Path, conn: psycopg.Connection | None = None) -> ArchiveCheck:
+def elements(line: str) -> list[str]:
+    """The exact text of each element of a canonical line, checked for its format."""
+    if not (line.startswith("[") and line.endswith("]")):
+        raise ValueError("not a JSON array")
+    parts: list[str] = []
+    i, end = 1, len(line) - 1
+    while i < end:
+        _, after = _DECODER.raw_decode(line, i)
+        parts.append(line[i:after])
+        i = after
+        if i < end:
+            if line[i : i + 2] != ", ":
+                raise ValueError("not canonical spacing")
+            i += 2
+    fields = canonical.FIELDS.get(int(parts[0])) if parts and parts[0].isdigit() else None
+    if fields is None or len(parts) != len(fields):
+        raise ValueError("not a canonical event of format 1 or 2")
+    return parts
+
+
+def named(line: str) -> str:
+    """A canonical line as a JSON object with named fields; every value exactly as archived."""
+    parts = elements(line)
+    names = canonical.FIELDS[int(parts[0])]
+    return "{" + ", ".join(f'"{n}": {v}' for n, v in zip(names, parts, strict=True)) + "}"
+
+
+def show_archive(data: Path) -> Iterator[str]:
+    """The events of an archive file, each as ``named`` prints it."""
+    try:
+        for number, raw in enumerate(_lines(data), 1):
+            try:
+                yield named(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise PgAuditError(f"{data.name} line {number} is not a canonical event") from exc
+    except (OSError, EOFError) as exc:
+        raise PgAuditError(f"cannot read {data}: {exc}") from exc
+
+
+def verify_archive(
+    path: Path, conn: psycopg.Connection | None = None, progress: Progress | None = None
+) -> ArchiveCheck:
     """Re-check an archive against its manifest and, given a connection, its seal."""
     data, manifest_path = _locate(Path(path))
     try:
@@ -214,12 +276,14 @@ def verify_archive(path: Path, conn: psycopg.Connection | None = None) -> Archiv
             count += 1
             digest = hashlib.sha256(line).digest()
             content.update(digest)
+            if progress and count % 5000 == 0:
+                progress(f"check {data.name}", count, int(manifest.get("row_count") or 0))
             try:
-                event = json.loads(line)
-                if event[0] != 1 or len(event) != len(FIELDS):
-                    raise ValueError("not format 1")
-                key = (int(event[1]), str(event[2]))
-            except (ValueError, KeyError, TypeError, IndexError):
+                parts = elements(line.decode("utf-8"))
+                key = (int(parts[1]), json.loads(parts[2]))
+                if not isinstance(key[1], str):
+                    raise ValueError("occurred_at is not a timestamp")
+            except (ValueError, UnicodeDecodeError):
                 check.problems.append(f"line {count} is not a canonical event")
                 continue
             if previous is not None and key <= previous:

@@ -1,8 +1,9 @@
 -- sql/bootstrap.sql: roles, schema and version table that every step builds on.
 --
 -- Run before the numbered steps by every installer (psql install.sql, pg-audit
--- install, Django migrate), inside the installer's transaction. Idempotent:
--- on an installed database it creates nothing and changes nothing.
+-- install, Django migrate), inside the installer's transaction; sql/finish.sql
+-- runs last. Idempotent: on an installed database it creates nothing and
+-- changes nothing.
 
 DO $bootstrap$
 DECLARE
@@ -10,19 +11,31 @@ DECLARE
 BEGIN
     -- Two installers at once would race on CREATE ROLE and on the steps.
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_audit.install'));
-    FOREACH r IN ARRAY ARRAY['audit_owner', 'audit_writer', 'audit_reader'] LOOP
+    FOREACH r IN ARRAY ARRAY['audit_owner', 'audit_appender', 'audit_writer', 'audit_reader'] LOOP
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
         END IF;
     END LOOP;
     -- A non-superuser installer (a managed service's database owner with
-    -- CREATEROLE) must be able to hand objects over to audit_owner.
-    -- USAGE, not MEMBER: on PostgreSQL 16+ the CREATEROLE installer that just
-    -- created audit_owner is a member WITH ADMIN but neither INHERIT nor SET, and
-    -- could not then hand objects over; a plain GRANT adds INHERIT and SET.
-    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-       AND NOT pg_catalog.pg_has_role(current_user, 'audit_owner', 'USAGE') THEN
-        EXECUTE pg_catalog.format('GRANT audit_owner TO %I', current_user);
+    -- CREATEROLE) acts as audit_owner and audit_appender for this transaction
+    -- only: sql/finish.sql takes the memberships back, so no login keeps them.
+    -- A plain GRANT, not the ADMIN-only membership PostgreSQL 16+ gives the
+    -- creator of a role, which allows neither SET nor INHERIT.
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        FOREACH r IN ARRAY ARRAY['audit_owner', 'audit_appender'] LOOP
+            IF NOT pg_catalog.pg_has_role(current_user, r, 'USAGE') THEN
+                BEGIN
+                    EXECUTE pg_catalog.format('GRANT %I TO %I', r, current_user);
+                EXCEPTION WHEN insufficient_privilege THEN
+                    RAISE EXCEPTION 'pg-audit: % cannot act as %, which owns the audit schema', current_user, r
+                        USING ERRCODE = 'insufficient_privilege',
+                              DETAIL = pg_catalog.format('Installing needs a superuser, or a login with CREATEROLE that may grant %s (the one that created it, on PostgreSQL 16 and later).', r),
+                              HINT = pg_catalog.format('Install as that login, or have it run: GRANT %I TO %I WITH ADMIN OPTION', r, current_user);
+                END;
+                PERFORM pg_catalog.set_config('pg_audit.granted',
+                    pg_catalog.concat_ws(',', nullif(pg_catalog.current_setting('pg_audit.granted', true), ''), r), true);
+            END IF;
+        END LOOP;
     END IF;
 END
 $bootstrap$;

@@ -3,7 +3,7 @@
 --     psql -v ON_ERROR_STOP=1 -d mydb -f sql/install.sql
 --
 -- Applies, in one transaction, sql/bootstrap.sql, every numbered step the
--- database does not have yet, then sql/guards.sql. Running it again changes
+-- database does not have yet, then sql/guards.sql and sql/finish.sql. Running it again changes
 -- nothing. pg-audit install and Django's migrate apply the same files.
 \set ON_ERROR_STOP 1
 \set QUIET 1
@@ -53,6 +53,7 @@ SELECT NOT EXISTS (SELECT FROM audit.schema_version WHERE version = 8) AS pendin
 \endif
 
 \ir guards.sql
+\ir finish.sql
 COMMIT;
 \o
 SELECT 'pg-audit schema at version ' || max(version) AS status FROM audit.schema_version;

@@ -74,3 +74,11 @@ def reset_public_schema(db: Database, roles: dict[str, str]) -> int:
             )
         row = conn.execute("SELECT coalesce(max(id), 0) FROM audit.event").fetchone()
     return row[0] if row else 0
+
+
+def printed(values: dict[str, object] | None) -> dict[str, str | None] | None:
+    """Column values as capture records them: PostgreSQL's text output of each
+    (str() of an int, a str as it is), SQL NULL as JSON null."""
+    if values is None:
+        return None
+    return {k: None if v is None else str(v) for k, v in values.items()}

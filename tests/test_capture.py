@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
-from pgtest import Database, reset_public_schema
+from pgtest import Database, printed, reset_public_schema
 
 # One database for the module, the public schema emptied before each test, and
 # every helper reading only the events written since: CREATE DATABASE per test
@@ -62,12 +62,12 @@ def test_each_row_of_insert_update_delete_is_one_event(
     app.execute("UPDATE account SET n = n + 10 WHERE id <= 2")
     app.execute("DELETE FROM account WHERE id = 3")
     assert data_events(db) == [
-        ("INSERT", "public.account", {"id": 1}, None, {"id": 1, "name": "a", "n": 1}),
-        ("INSERT", "public.account", {"id": 2}, None, {"id": 2, "name": "b", "n": 2}),
-        ("INSERT", "public.account", {"id": 3}, None, {"id": 3, "name": "c", "n": 3}),
-        ("UPDATE", "public.account", {"id": 1}, {"n": 1}, {"n": 11}),
-        ("UPDATE", "public.account", {"id": 2}, {"n": 2}, {"n": 12}),
-        ("DELETE", "public.account", {"id": 3}, {"id": 3, "name": "c", "n": 3}, None),
+        ("INSERT", "public.account", printed({"id": 1}), None, printed({"id": 1, "name": "a", "n": 1})),
+        ("INSERT", "public.account", printed({"id": 2}), None, printed({"id": 2, "name": "b", "n": 2})),
+        ("INSERT", "public.account", printed({"id": 3}), None, printed({"id": 3, "name": "c", "n": 3})),
+        ("UPDATE", "public.account", printed({"id": 1}), printed({"n": 1}), printed({"n": 11})),
+        ("UPDATE", "public.account", printed({"id": 2}), printed({"n": 2}), printed({"n": 12})),
+        ("DELETE", "public.account", printed({"id": 3}), printed({"id": 3, "name": "c", "n": 3}), None),
     ]
 
 
@@ -102,9 +102,9 @@ def test_row_key_is_the_composite_primary_key(db: Database, roles: dict[str, str
         conn.execute("INSERT INTO line VALUES (7, 1, 'x'), (7, 2, 'y')")
         conn.execute("UPDATE line SET sku = 'z' WHERE pos = 2")
     assert [(e[0], e[2]) for e in data_events(db)] == [
-        ("INSERT", {"order_id": 7, "pos": 1}),
-        ("INSERT", {"order_id": 7, "pos": 2}),
-        ("UPDATE", {"order_id": 7, "pos": 2}),
+        ("INSERT", printed({"order_id": 7, "pos": 1})),
+        ("INSERT", printed({"order_id": 7, "pos": 2})),
+        ("UPDATE", printed({"order_id": 7, "pos": 2})),
     ]
 
 
@@ -114,7 +114,7 @@ def test_key_change_is_one_update_with_the_new_key_and_the_old_key_in_old_values
     app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
     app.execute("UPDATE account SET id = 5, name = 'e'")
     assert data_events(db)[1:] == [
-        ("UPDATE", "public.account", {"id": 5}, {"id": 1, "name": "a"}, {"id": 5, "name": "e"}),
+        ("UPDATE", "public.account", printed({"id": 5}), printed({"id": 1, "name": "a"}), printed({"id": 5, "name": "e"})),
     ]
 
 
@@ -132,14 +132,14 @@ def test_key_swap_in_one_statement_pairs_each_old_row_with_its_own_new_row(
                      "WHERE id >= 3")
     updates = [e for e in data_events(db) if e[0] == "UPDATE"]
     assert updates[:2] == [
-        ("UPDATE", "public.slot", {"id": 2}, {"id": 1}, {"id": 2}),
-        ("UPDATE", "public.slot", {"id": 1}, {"id": 2}, {"id": 1}),
+        ("UPDATE", "public.slot", printed({"id": 2}), printed({"id": 1}), printed({"id": 2})),
+        ("UPDATE", "public.slot", printed({"id": 1}), printed({"id": 2}), printed({"id": 1})),
     ]
     bulk = updates[2:]
     assert len(bulk) == 1000
     for _, _, key, old, new in bulk:
         assert key == {"id": new["id"]}
-        assert new["id"] == 1005 - old["id"]
+        assert int(new["id"]) == 1005 - int(old["id"])
         assert old["label"] == f"r{old['id']}"
         assert new["label"] == f"r{old['id']}>{new['id']}"
 
@@ -162,7 +162,7 @@ def test_rolled_back_changes_leave_no_events(db: Database, app: psycopg.Connecti
                 app.execute("UPDATE account SET n = 20")
                 app.execute("DELETE FROM account")
                 raise ZeroDivisionError
-    assert [e[2] for e in data_events(db)] == [{"id": 2}]
+    assert [e[2] for e in data_events(db)] == [printed({"id": 2})]
 
 
 def test_a_change_and_its_event_commit_together(
@@ -205,7 +205,7 @@ def test_disable_then_enable_captures_again(db: Database, app: psycopg.Connectio
         ("TRACKING_ENABLED", None),
         ("TRACKING_DISABLED", None),
         ("TRACKING_ENABLED", None),
-        ("INSERT", {"id": 2, "name": "seen"}),
+        ("INSERT", printed({"id": 2, "name": "seen"})),
     ]
     assert events(db, "TRACKING_ENABLED")[-1]["detail"] == {"exclude_columns": ["n", "secret"]}
 
@@ -241,7 +241,7 @@ def test_only_the_table_owner_may_enable_tracking(db: Database, roles: dict[str,
         conn.execute("CREATE TABLE public.t (a int PRIMARY KEY)")
         conn.execute(f"GRANT ALL ON public.t TO {roles['app']}")
     with db.connect(roles["app"]) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner of table t"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner of public.t may change its tracking"):
             conn.execute("SELECT audit.enable_tracking('public.t')")
     assert events(db) == []
 
@@ -276,7 +276,7 @@ def test_multi_row_statements_of_every_kind(db: Database, app: psycopg.Connectio
     for action, *_ in data_events(db):
         counts[action] = counts.get(action, 0) + 1
     assert counts == {"INSERT": 500 + 1 + 1, "UPDATE": 250 + 1 + 1, "DELETE": 1 + 10}
-    upsert = [e for e in data_events(db) if e[0] == "UPDATE" and e[2] == {"id": 1}][-1]
+    upsert = [e for e in data_events(db) if e[0] == "UPDATE" and e[2] == printed({"id": 1})][-1]
     assert upsert[3:] == ({"name": "n1"}, {"name": "x"})
 
 
@@ -295,13 +295,13 @@ def test_partitioned_table_changes_through_the_parent_are_captured(
         conn.execute("DELETE FROM sale WHERE id = 2")
     updates = [e for e in data_events(db) if e[0] == "UPDATE"]
     assert sorted(updates, key=lambda e: e[2]["id"]) == [
-        ("UPDATE", "public.sale", {"id": 1, "region": "us"},
-         {"region": "eu", "amount": 10}, {"region": "us", "amount": 11}),
-        ("UPDATE", "public.sale", {"id": 3, "region": "us"},
-         {"region": "eu", "amount": 30}, {"region": "us", "amount": 31}),
+        ("UPDATE", "public.sale", printed({"id": 1, "region": "us"}),
+         printed({"region": "eu", "amount": 10}), printed({"region": "us", "amount": 11})),
+        ("UPDATE", "public.sale", printed({"id": 3, "region": "us"}),
+         printed({"region": "eu", "amount": 30}), printed({"region": "us", "amount": 31})),
     ]
     assert [e[0] for e in data_events(db)].count("INSERT") == 3
-    assert data_events(db)[-1][:3] == ("DELETE", "public.sale", {"id": 2, "region": "us"})
+    assert data_events(db)[-1][:3] == ("DELETE", "public.sale", printed({"id": 2, "region": "us"}))
 
 
 def test_partitioned_table_changes_through_a_partition_are_captured_once(
@@ -331,10 +331,10 @@ def test_partitioned_table_changes_through_a_partition_are_captured_once(
         assert conn.execute("SELECT table_name, excluded_columns FROM audit.tracked_table"
                             ).fetchall() == [("public.sale", ["n"])]
     assert data_events(db) == [
-        ("INSERT", "public.sale", {"id": 1, "region": "eu"}, None, {"id": 1, "region": "eu"}),
-        ("UPDATE", "public.sale", {"id": 2, "region": "eu"}, {"id": 1}, {"id": 2}),
-        ("INSERT", "public.sale", {"id": 3, "region": "eu"}, None, {"id": 3, "region": "eu"}),
-        ("DELETE", "public.sale", {"id": 3, "region": "eu"}, {"id": 3, "region": "eu"}, None),
+        ("INSERT", "public.sale", printed({"id": 1, "region": "eu"}), None, printed({"id": 1, "region": "eu"})),
+        ("UPDATE", "public.sale", printed({"id": 2, "region": "eu"}), printed({"id": 1}), printed({"id": 2})),
+        ("INSERT", "public.sale", printed({"id": 3, "region": "eu"}), None, printed({"id": 3, "region": "eu"})),
+        ("DELETE", "public.sale", printed({"id": 3, "region": "eu"}), printed({"id": 3, "region": "eu"}), None),
         ("TRUNCATE", "public.sale", None, None, None),
     ]
     assert len(events(db, "TRACKING_ENABLED")) == 1
@@ -359,16 +359,16 @@ def test_row_history_follows_a_row_through_its_key_change(
     with db.connect(roles["reader"]) as reader:
         old_key = reader.execute(
             "SELECT action, row_key FROM audit.row_history(target => 'public.person', "
-            "row_key => '{\"id\": 1}')"
+            "row_key => '{\"id\": \"1\"}')"
         ).fetchall()
         new_key = reader.execute(
             "SELECT action, row_key FROM audit.row_history(target => 'public.person', "
-            "row_key => '{\"id\": 5}')"
+            "row_key => '{\"id\": \"5\"}')"
         ).fetchall()
     # Under its old key: its life up to and including the key change.
-    assert old_key == [("INSERT", {"id": 1}), ("UPDATE", {"id": 1}), ("UPDATE", {"id": 5})]
+    assert old_key == [("INSERT", printed({"id": 1})), ("UPDATE", printed({"id": 1})), ("UPDATE", printed({"id": 5}))]
     # Under its new key: from the key change on (earlier events carry the old key).
-    assert new_key == [("UPDATE", {"id": 5}), ("UPDATE", {"id": 5}), ("DELETE", {"id": 5})]
+    assert new_key == [("UPDATE", printed({"id": 5})), ("UPDATE", printed({"id": 5})), ("DELETE", printed({"id": 5}))]
 
 
 def test_columns_named_like_capture_internals_or_with_quotes_and_commas_are_captured(
@@ -392,7 +392,7 @@ def test_columns_named_like_capture_internals_or_with_quotes_and_commas_are_capt
     kept = {c: "v" for c in names if c not in ("extra", "We\"ird, {col}")}
     rows = data_events(db)
     assert [r[0] for r in rows] == ["INSERT", "UPDATE", "DELETE"]
-    assert rows[0][4] == {"id": 1, **kept}
+    assert rows[0][4] == printed({"id": 1, **kept})
     assert rows[1][3] == kept and rows[1][4] == {c: "w" for c in kept}
     assert len(events(db, "TRACKING_ENABLED")) == 1
 
@@ -419,17 +419,17 @@ def test_rows_dropped_on_their_way_to_another_partition_are_not_mispaired(
             (2, 20), (4, 40)]
     recorded = sorted(data_events(db), key=lambda e: (e[0], e[2]["id"]))
     assert recorded == [
-        ("DELETE", "public.sale", {"id": i, "region": "eu"},
-         {"id": i, "region": "eu", "amount": i}, None) for i in (1, 2, 3, 4)
+        ("DELETE", "public.sale", printed({"id": i, "region": "eu"}),
+         printed({"id": i, "region": "eu", "amount": i}), None) for i in (1, 2, 3, 4)
     ] + [
-        ("INSERT", "public.sale", {"id": i, "region": "us"}, None,
-         {"id": i, "region": "us", "amount": 10 * i}) for i in (2, 4)
+        ("INSERT", "public.sale", printed({"id": i, "region": "us"}), None,
+         printed({"id": i, "region": "us", "amount": 10 * i})) for i in (2, 4)
     ]
-    assert all(e["detail"] == {"unpaired_update": True} for e in events(db)
+    assert all(e["detail"]["unpaired_update"] is True for e in events(db)
                if e["action"] != "TRACKING_ENABLED")
 
 
-def test_a_partition_added_later_is_captured_once_tracking_is_enabled_again(
+def test_a_partition_added_later_is_tracked_in_the_same_command(
     db: Database, roles: dict[str, str]
 ) -> None:
     with db.connect(roles["app"]) as conn:
@@ -437,19 +437,19 @@ def test_a_partition_added_later_is_captured_once_tracking_is_enabled_again(
                      "PARTITION BY LIST (region)")
         conn.execute("SELECT audit.enable_tracking('public.sale')")
         conn.execute("CREATE TABLE public.sale_eu PARTITION OF sale FOR VALUES IN ('eu')")
-        conn.execute("INSERT INTO sale VALUES (1, 'eu')")  # through the parent: captured
-        conn.execute("SELECT audit.enable_tracking('public.sale')")  # picks up sale_eu
-        conn.execute("INSERT INTO sale_eu VALUES (2, 'eu')")
+        conn.execute("INSERT INTO sale VALUES (1, 'eu')")  # through the parent
+        conn.execute("INSERT INTO sale_eu VALUES (2, 'eu')")  # the DDL guard tracked sale_eu
+        conn.execute("SELECT audit.enable_tracking('public.sale')")  # nothing left to do
     assert [(e[0], e[2]) for e in data_events(db)] == [
-        ("INSERT", {"id": 1, "region": "eu"}), ("INSERT", {"id": 2, "region": "eu"})]
-    assert len(events(db, "TRACKING_ENABLED")) == 2
+        ("INSERT", printed({"id": 1, "region": "eu"})), ("INSERT", printed({"id": 2, "region": "eu"}))]
+    assert len(events(db, "TRACKING_ENABLED")) == 1
 
 
 def test_replica_mode_does_not_skip_capture(db: Database, app: psycopg.Connection) -> None:
     with db.connect() as su:
         su.execute("SET session_replication_role = replica")
         su.execute("INSERT INTO public.account VALUES (1, 'replayed', 's', 1)")
-    assert [(e[0], e[2]) for e in data_events(db)] == [("INSERT", {"id": 1})]
+    assert [(e[0], e[2]) for e in data_events(db)] == [("INSERT", printed({"id": 1}))]
 
 
 def test_copy_and_foreign_key_cascades_are_captured(db: Database, roles: dict[str, str]) -> None:
@@ -466,14 +466,14 @@ def test_copy_and_foreign_key_cascades_are_captured(db: Database, roles: dict[st
         conn.execute("UPDATE parent SET id = 3 WHERE id = 1")
         conn.execute("DELETE FROM parent WHERE id = 2")
     assert [(e[0], e[1], e[2]) for e in data_events(db)] == [
-        ("INSERT", "public.parent", {"id": 1}),
-        ("INSERT", "public.parent", {"id": 2}),
-        ("INSERT", "public.child", {"id": 10}),
-        ("INSERT", "public.child", {"id": 20}),
-        ("UPDATE", "public.parent", {"id": 3}),
-        ("UPDATE", "public.child", {"id": 10}),
-        ("DELETE", "public.parent", {"id": 2}),
-        ("DELETE", "public.child", {"id": 20}),
+        ("INSERT", "public.parent", printed({"id": 1})),
+        ("INSERT", "public.parent", printed({"id": 2})),
+        ("INSERT", "public.child", printed({"id": 10})),
+        ("INSERT", "public.child", printed({"id": 20})),
+        ("UPDATE", "public.parent", printed({"id": 3})),
+        ("UPDATE", "public.child", printed({"id": 10})),
+        ("DELETE", "public.parent", printed({"id": 2})),
+        ("DELETE", "public.child", printed({"id": 20})),
     ]
 
 

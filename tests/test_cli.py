@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import decimal
 import io
 import json
 import os
@@ -17,9 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from pgtest import printed
 
+from pg_audit_schema._common import EXIT_ERROR
 from pg_audit_schema._export import csv_cell
 from pg_audit_schema.cli import main
+from pg_audit_schema.events import ANONYMOUS, EXPORT_COLUMNS, actor_label, value_text
 from pg_audit_schema.installer import latest_version
 
 SCRIPT = Path(sys.executable).parent / "pg-audit"
@@ -108,7 +112,7 @@ def test_track_and_untrack(
         app.execute("INSERT INTO t VALUES (1, 'secret', 'n')")
         assert su.execute(
             "SELECT new_values FROM audit.event WHERE action = 'INSERT'"
-        ).fetchone() == ({"id": 1},)
+        ).fetchone() == (printed({"id": 1}),)
         code, out, _ = run(capsys, dsn, "untrack", "t")
         assert code == 0 and "no longer tracking public.t" in out
         app.execute("INSERT INTO t VALUES (2, 'secret', 'n')")
@@ -426,13 +430,19 @@ def test_tail_shows_an_event_whose_transaction_commits_after_a_newer_one(
     assert [line.split()[3] for line in lines] == ["FAST", "SLOW"], lines
 
 
-def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["--help"])
-    assert exit_.value.code == 0
+def test_help_lists_every_subcommand_and_the_exit_statuses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for command in ("install", "upgrade", "status", "track", "untrack", "tail", "report", "export"):
         assert f"    {command} " in out
+    statuses = out.split("exit status:", 1)[1]
+    for code, meaning in [
+        ("0", "success"), ("1", "verify or archive verify found"), ("2", "any other failure"),
+        ("3", "unexpected"), ("130", "interrupted"), ("141", "went away"),
+    ]:
+        assert f"\n  {code} " in statuses and meaning in statuses, (code, statuses)
 
 
 def test_status_estimates_a_large_log_instead_of_counting_it(
@@ -473,3 +483,237 @@ def test_dsn_may_follow_the_command_as_the_contract_writes_it(
     assert main(["install", "--dsn", empty_db.conninfo()]) == 0
     assert main(["status", "--dsn", empty_db.conninfo()]) == 0
     assert "installed" in capsys.readouterr().out
+
+
+def _exact_values(db: Any, roles: dict[str, str]) -> None:
+    """A captured row (values as their text), then the same numbers as JSON
+    numbers, as an event written before step 6 holds them."""
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE price (id int PRIMARY KEY, big numeric(30,10), unit numeric)")
+        app.execute("SELECT audit.enable_tracking('price')")
+        with app.transaction():
+            app.execute("SELECT audit.set_context(actor_id => '7', ip => '203.0.113.9')")
+            app.execute("INSERT INTO price VALUES (1, 12345678901234567890.1234567891, 12.50)")
+    with db.connect() as su:
+        su.execute(
+            "INSERT INTO audit.event (action, actor_id, ip, table_name, row_key, new_values) "
+            "VALUES ('INSERT', '7', '203.0.113.9', 'public.price', '{\"id\": 2}', "
+            "'{\"id\": 2, \"big\": 12345678901234567890.1234567891, \"unit\": 12.50}')"
+        )
+
+
+def test_export_writes_numbers_addresses_and_times_exactly_as_stored(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _exact_values(db, roles)
+    dsn = db.conninfo(roles["reader"])
+    code, out, err = run(capsys, dsn, "export", "--since", "1h")
+    assert code == 0, err
+    captured, legacy = out.splitlines()[-2:]
+    # Captured text stays a JSON string, byte for byte.
+    assert '"big": "12345678901234567890.1234567891"' in captured, captured
+    assert '"unit": "12.50"' in captured and '"ip":"203.0.113.9"' in captured, captured
+    event = json.loads(captured)
+    assert event["new_values"]["unit"] == "12.50"
+    assert list(event) == list(EXPORT_COLUMNS)
+    assert event["occurred_at"].endswith("+00:00")
+    # A JSON number of an older event keeps every digit and its scale.
+    assert '"big": 12345678901234567890.1234567891' in legacy, legacy
+    assert '"unit": 12.50' in legacy, legacy
+    event = json.loads(legacy, parse_float=decimal.Decimal)
+    assert event["new_values"]["unit"] == decimal.Decimal("12.50")
+    assert event["new_values"]["big"] == decimal.Decimal("12345678901234567890.1234567891")
+    code, out, err = run(capsys, dsn, "export", "--since", "1h", "--format", "csv")
+    assert code == 0, err
+    records = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert list(records[0]) == list(EXPORT_COLUMNS)
+    captured_values, legacy_values = (r["new_values"] for r in records[-2:])
+    assert '"big": "12345678901234567890.1234567891"' in captured_values
+    assert '"unit": "12.50"' in captured_values
+    assert '"big": 12345678901234567890.1234567891' in legacy_values
+    assert '"unit": 12.50' in legacy_values
+    assert records[-2]["ip"] == records[-1]["ip"] == "203.0.113.9"
+
+
+def test_tail_and_report_spell_values_addresses_and_who_as_export_does(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pg_audit_schema._export import exact, select_list
+    from pg_audit_schema._tail import one_line
+
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY, v numeric)")
+        app.execute("SELECT audit.enable_tracking('t')")
+        with app.transaction():  # a request without a signed-in user
+            app.execute("SELECT audit.set_context(ip => '198.51.100.4')")
+            app.execute("INSERT INTO t VALUES (1, 1.10)")
+        app.execute("UPDATE t SET v = 2.500")  # no context at all: the login did it
+    with db.connect() as su:  # the same change as an event before step 6 holds it
+        su.execute(
+            "INSERT INTO audit.event (action, db_role, table_name, row_key, old_values, "
+            "new_values) VALUES ('UPDATE', 'postgres', 'public.t', '{\"id\": 1}', "
+            "'{\"v\": 1.10}', '{\"v\": 2.500}')"
+        )
+    with db.connect(roles["reader"]) as reader:
+        rows = reader.execute(
+            f"SELECT {select_list()} FROM audit.event "
+            "WHERE table_name = 'public.t' AND action IN ('INSERT', 'UPDATE') ORDER BY id"
+        ).fetchall()
+    cols = list(EXPORT_COLUMNS)
+    insert, update, legacy = (one_line(exact(dict(zip(cols, r, strict=True)))) for r in rows)
+    assert " by anonymous from 198.51.100.4 " in insert, insert
+    assert f" by {roles['app']} db={roles['app']} " in update, update
+    # The text as captured, and an older event's JSON numbers, read the same.
+    assert 'public.t {"id":"1"} v: 1.10 -> 2.500' in update, update
+    assert 'public.t {"id":1} v: 1.10 -> 2.500' in legacy, legacy
+    code, out, err = run(capsys, db.conninfo(roles["reader"]), "report", "--since", "1h")
+    assert code == 0, err
+    actors = out.split("Top actors", 1)[1].split("Failed-login bursts", 1)[0]
+    assert "anonymous" in actors and roles["app"] in actors and "(anonymous)" not in actors
+
+
+def test_values_read_as_their_text_and_never_ambiguously() -> None:
+    assert value_text("12.50") == "12.50" and value_text("MUG-01") == "MUG-01"
+    assert value_text(decimal.Decimal("12345678901234567890.1234567891")) == (
+        "12345678901234567890.1234567891"
+    )
+    assert value_text(None) == "null" and value_text("null") == '"null"'
+    assert value_text("") == '""' and value_text("a -> b, c") == '"a -> b, c"'
+    assert value_text("x\ny") == '"x\\ny"' and value_text('"q"') == '"\\"q\\""'
+    assert value_text(True) == "true" and value_text({"a": decimal.Decimal("1.0")}) == '{"a":1.0}'
+
+
+def test_actor_label_is_one_vocabulary() -> None:
+    assert actor_label("7", "alice", "shop_app", "192.0.2.1") == "alice"
+    assert actor_label("7", None, "shop_app") == "7"
+    assert actor_label(None, None, "shop_app", "192.0.2.1") == ANONYMOUS == "anonymous"
+    assert actor_label(None, None, "shop_app", None, None, "req-1") == "anonymous"
+    assert actor_label(None, None, "postgres") == "postgres"
+
+
+def test_failures_are_one_line_with_the_documented_status(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dsn = db.conninfo(roles["reader"])
+    cases = [
+        (["verify", "--expect-file", str(tmp_path / "missing.txt")], "missing.txt"),
+        (["export", "-o", "/no/such/dir/x.jsonl"], "/no/such/dir/x.jsonl"),
+        (["export", "--since", "now", "--until", "1d"], "reversed"),
+        (["report", "--since", "2026-02-01", "--until", "2026-01-01"], "reversed"),
+        (["report", "--threshold", "-1"], "more than 0"),
+        (["report", "--threshold", "0"], "more than 0"),
+        (["report", "--window", "-5 minutes"], "--window"),
+        (["tail", "--limit", "-1"], "0 or more"),
+        (["export", "--format", "xml"], "invalid choice"),
+        (["nosuchcommand"], "invalid choice"),
+    ]
+    for argv, fragment in cases:
+        code, out, err = run(capsys, dsn, *argv)
+        assert code == EXIT_ERROR, (argv, code, err)
+        assert_one_line_error(code, err, fragment)
+
+
+def test_untrack_of_a_table_never_tracked_says_so(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with db.connect(roles["app"]) as app:
+        app.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    code, out, _ = run(capsys, db.conninfo(roles["app"]), "untrack", "t")
+    assert code == 0 and out.strip() == "pg-audit: public.t is not tracked; nothing to stop"
+    with db.connect() as su:
+        assert su.execute(
+            "SELECT count(*) FROM audit.event WHERE action = 'TRACKING_DISABLED'"
+        ).fetchone() == (0,)
+
+
+def test_export_into_a_closed_pipe_ends_quietly(
+    db: Any, roles: dict[str, str], pg_server: Any
+) -> None:
+    with db.connect(roles["app"]) as app:
+        app.execute("SELECT audit.log_event('PING') FROM generate_series(1, 20000)")
+    env = pg_server.libpq_env(db.name, roles["reader"])
+    done = subprocess.run(
+        ["bash", "-c", f"'{SCRIPT}' export --since 1h | head -n 1; echo \"${{PIPESTATUS[0]}}\""],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    lines = done.stdout.splitlines()
+    assert json.loads(lines[0])["action"] == "PING"
+    assert lines[1] == "141", done.stdout
+    assert done.stderr == "", done.stderr
+
+
+def test_server_warnings_print_once_without_a_doubled_prefix(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with db.connect() as su:
+        su.execute("DROP EVENT TRIGGER audit_guard_drop")
+        su.execute(f"ALTER ROLE {roles['app']} CREATEROLE")
+    try:
+        code, out, err = run(capsys, db.conninfo(roles["app"]), "install")
+    finally:
+        with db.connect() as su:
+            su.execute(f"ALTER ROLE {roles['app']} NOCREATEROLE")
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pg-audit: warning: installed without"), err
+    assert "pg-audit: pg-audit" not in err
+
+
+def test_status_shows_seals_retention_partitions_and_the_same_warnings_to_readers(
+    db: Any, roles: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with db.connect(roles["app"]) as app:
+        app.execute("SELECT audit.log_event('PING') FROM generate_series(1, 3)")
+        app.execute("SELECT audit.seal()")
+        app.execute("SELECT audit.log_event('PONG')")
+    with db.connect() as su:  # a stray: an event no monthly partition takes
+        su.execute(
+            "INSERT INTO audit.event (occurred_at, action) VALUES (now() + interval '2 years', 'X')"
+        )
+        su.execute("ALTER EVENT TRIGGER audit_guard_drop DISABLE")
+    code, as_reader, err = run(capsys, db.conninfo(roles["reader"]), "status")
+    assert code == 0, err
+    assert "sealed:   batch 1 at " in as_reader
+    assert "unsealed: 2 events" in as_reader  # PONG and the stray
+    assert "retention: keep 12 months" in as_reader
+    ahead = as_reader.split("partitions ahead: ", 1)[1].splitlines()[0]
+    assert ahead.count("audit.event_") == 4, ahead  # this month and three ahead
+    assert "events wait in audit.event_default" in as_reader
+    assert "DDL guards missing or not ENABLE ALWAYS: audit_guard_drop" in as_reader
+    code, as_superuser, _ = run(capsys, db.conninfo(), "status")
+    reader_warnings = as_reader.split("warnings:", 1)[1].splitlines()[1:]
+    superuser_warnings = [
+        w for w in as_superuser.split("warnings:", 1)[1].splitlines()[1:]
+        if "connected as superuser" not in w
+    ]
+    assert reader_warnings == superuser_warnings
+
+
+def test_status_reads_the_default_partition_through_the_log_alone(
+    db: Any, roles: dict[str, str]
+) -> None:
+    """The stray check prunes to audit.event_default: it never reads the months."""
+    from pg_audit_schema._status import _default_partition_has_rows
+
+    with db.connect(roles["reader"]) as reader:
+        statements: list[str] = []
+        original = reader.execute
+
+        def spy(query: Any, params: Any = None, **kw: Any) -> Any:
+            statements.append(str(query))
+            return original(query, params, **kw)
+
+        reader.execute = spy  # type: ignore[method-assign]
+        assert _default_partition_has_rows(reader) is False
+        query, = [s for s in statements if "EXISTS" in s]
+        reader.execute = original  # type: ignore[method-assign]
+        ranges = reader.execute(
+            "SELECT range_from, range_to FROM audit.event_partition WHERE NOT is_default "
+            "ORDER BY range_from"
+        ).fetchall()
+        plan = "\n".join(
+            r[0] for r in reader.execute(
+                "EXPLAIN " + query, [ranges[0][0], ranges[-1][1]]
+            ).fetchall()
+        )
+    assert "event_default" in plan and "event_20" not in plan, plan

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -25,6 +26,7 @@ import pytest
 from pg_audit_schema.demo import (
     APP_ROLE,
     INVESTIGATIONS,
+    OUTSIDE_THE_APP,
     READER_ROLE,
     SPOOFED_IP,
     Browser,
@@ -112,8 +114,11 @@ def test_demo_prints_the_trail_of_every_scenario_step(demo_output: str) -> None:
     # The bulk update: one statement, one event per product in stock (2 of 3).
     discount = [r for r in rows if "price 11.00->9.90" in r or "price 15.00->13.50" in r]
     assert len(discount) == 2, demo_output
-    dba = [r for r in rows if "[postgres psql]" in r]
+    # No application user and no request: the database login that did it.
+    dba = [r for r in rows if r.split()[2] == "postgres"]
     assert len(dba) == 1 and "stock 0->40" in dba[0], demo_output
+    # The same word for "no user" as tail, report and export (events.actor_label).
+    assert "[postgres" not in demo_output and "(anonymous)" not in demo_output
 
 
 def test_demo_records_the_real_client_not_the_forged_header(demo_output: str) -> None:
@@ -184,6 +189,9 @@ def test_serve_keeps_site_and_database_up_until_ctrl_c(
         done = subprocess.run([*psql, "-XAt", "-v", "ON_ERROR_STOP=1", "-c", query],
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and done.stdout.strip(), (query, done.stderr)
+        if query == OUTSIDE_THE_APP:  # docs/dba-guide.md's recipe: the DBA's change alone
+            rows = done.stdout.strip().splitlines()
+            assert len(rows) == 1 and "|postgres|psql|public.shop_product|" in rows[0], rows
     # The admin's audit viewer, as the superuser the demo printed, reads the same trail.
     alice = Browser(url)
     alice.get("/admin/login/")
@@ -240,6 +248,13 @@ def test_summarise_shows_old_to_new_per_changed_column() -> None:
     assert summarise(None, {"sku": "MUG-01", "stock": 3}, None) == "sku=MUG-01 stock=3"
     assert summarise(None, None, {"username": "alice"}) == "username=alice"
     assert summarise({"name": "a b"}, {"name": None}, None) == 'name "a b"->null'
+    # Values as capture prints them, and the JSON numbers of older events, alike.
+    assert summarise(None, {"is_staff": "t", "last_name": "", "note": "null"}, None) == (
+        'is_staff=t last_name="" note="null"'
+    )
+    assert summarise({"price": Decimal("12.50")}, {"price": "11.00"}, None) == (
+        "price 12.50->11.00"
+    )
 
 
 def test_trail_table_aligns_and_fits_the_width() -> None:

@@ -50,8 +50,8 @@ def test_bulk_update_after_single_row_updates_is_paired_without_nested_loops(db:
         conn.execute("RESET client_min_messages")
         singles, bulk, moved = conn.execute(
             """
-            SELECT count(*) FILTER (WHERE new_values = jsonb_build_object('qty', 1)
-                                      AND old_values = jsonb_build_object('qty', 0)
+            SELECT count(*) FILTER (WHERE new_values = jsonb_build_object('qty', '1')
+                                      AND old_values = jsonb_build_object('qty', '0')
                                       AND (row_key->>'id')::int BETWEEN 1 AND 7),
                    count(DISTINCT row_key) FILTER (
                        WHERE new_values->>'note' = 'bulk-' || (row_key->>'id')

@@ -333,3 +333,179 @@ def test_the_pg_audit_command_carries_seal_and_verify(db, capsys):
     assert pg_audit(["--dsn", db.conninfo(), "seal"]) == 0
     assert pg_audit(["verify", "--dsn", db.conninfo()]) == 0
     assert "ok: 1 batches, 2 events intact" in capsys.readouterr().out
+
+
+def _replace_verification_with_liars(conn: psycopg.Connection) -> None:
+    """What a superuser can do inside the database: every SQL check says intact."""
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION audit.verify_batch(target_batch bigint, "
+        "retirements audit.retirement_proof[]) RETURNS TABLE (batch bigint, event_id bigint, "
+        "problem text) LANGUAGE sql AS $$ SELECT NULL::bigint, NULL::bigint, NULL::text "
+        "WHERE false $$"
+    )
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION audit.verify_batch(target_batch bigint) RETURNS TABLE "
+        "(batch bigint, event_id bigint, problem text) LANGUAGE sql AS $$ "
+        "SELECT NULL::bigint, NULL::bigint, NULL::text WHERE false $$"
+    )
+    # The canonical text of each event becomes whatever was sealed for it.
+    conn.execute(
+        "CREATE TABLE public.sealed_text AS SELECT id, audit.event_canonical(e) AS t "
+        "FROM audit.event e"
+    )
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION audit.event_canonical(e audit.event) RETURNS text "
+        "LANGUAGE sql STABLE AS $$ SELECT t FROM public.sealed_text WHERE id = e.id $$"
+    )
+
+
+def test_replaced_verification_functions_do_not_fool_pg_audit_verify(sealed, capsys):
+    conn, ids = sealed
+    kept = newest_seal(conn).hash
+    _replace_verification_with_liars(conn)
+    _tamper(conn, "UPDATE audit.event SET actor_name = 'mallory' WHERE id = %s", [ids[5]])
+    _tamper(conn, "DELETE FROM audit.event WHERE id = %s", [ids[9]])
+    # The database's own verification now lies ...
+    assert conn.execute("SELECT ok FROM audit.verify(%s)", [kept]).fetchone()[0] is True
+    # ... the client's does not: it recomputes from raw values.
+    result = verify(conn, expect=kept)
+    assert (result.ok, result.batch, result.event_id) == (False, 2, ids[5])
+    assert result.problem == f"event {ids[5]} was changed"
+    assert cli(["--dsn", conn.info.dsn, "verify", "--expect", kept]) == 1
+    assert f"TAMPERED at batch 2, event {ids[5]}" in capsys.readouterr().out
+
+
+def test_a_rewritten_seal_hash_function_does_not_fool_pg_audit_verify(sealed):
+    conn, ids = sealed
+    kept = newest_seal(conn).hash
+    # Rebuild the chain with a different hash function: internally consistent,
+    # and the SQL verify agrees with it, but the hashes are not the documented ones.
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION audit.seal_hash(batch bigint, from_xid bigint, to_xid bigint, "
+        "event_count bigint, event_ids bigint[], event_times timestamptz[], row_hashes bytea, "
+        "prev_hash bytea) RETURNS bytea LANGUAGE sql AS $$ SELECT sha256(prev_hash || "
+        "convert_to(batch::text, 'UTF8')) $$"
+    )
+    _tamper(conn, "DELETE FROM audit.seal")
+    _tamper(conn, "DELETE FROM audit.event WHERE id = %s", [ids[0]])
+    assert seal(conn) == 1
+    assert conn.execute("SELECT ok FROM audit.verify()").fetchone()[0] is True
+    result = verify(conn)
+    assert (result.ok, result.batch) == (False, 1) and "rewritten" in result.problem
+    assert not verify(conn, expect=kept).ok
+
+
+def test_format_2_events_are_sealed_and_their_old_row_key_is_verified(db):
+    with db.connect() as conn:
+        moved = conn.execute(
+            "INSERT INTO audit.event (action, table_name, row_key, old_row_key, old_values, "
+            "new_values) VALUES ('UPDATE', 'public.item', '{\"id\": \"2\"}', '{\"id\": \"1\"}', "
+            '\'{"id": "1"}\', \'{"id": "2"}\') RETURNING id'
+        ).fetchone()[0]
+        _events(conn, 2)
+        seal(conn)
+        assert verify(conn).ok
+        _tamper(conn, 'UPDATE audit.event SET old_row_key = \'{"id": "9"}\' WHERE id = %s', [moved])
+        result = verify(conn)
+        assert (result.event_id, result.problem) == (moved, f"event {moved} was changed")
+        _tamper(conn, "UPDATE audit.event SET old_row_key = NULL WHERE id = %s", [moved])
+        assert verify(conn).event_id == moved  # back to format 1: still not what was sealed
+        assert conn.execute("SELECT event_id FROM audit.verify()").fetchone()[0] == moved
+
+
+def test_the_application_login_seals_with_a_hash_file_as_the_docs_say(db, roles, tmp_path, capsys):
+    from pg_audit_schema.cli import main as pg_audit
+
+    head = tmp_path / "head"
+    with db.connect(roles["app"]) as app:
+        _events(app, 2)
+    # docs/retention.md: the cron runs pg-audit seal as the application's login.
+    assert pg_audit(["--dsn", db.conninfo(roles["app"]), "seal", "--hash-file", str(head)]) == 0
+    batch, digest = head.read_text().split()
+    assert capsys.readouterr().out.split() == [batch, digest]
+    assert pg_audit(["seal", "--no-seal", "--dsn", db.conninfo(roles["app"])]) == 0
+    assert capsys.readouterr().out.split() == [batch, digest]
+    with db.connect(roles["app"]) as app:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT count(*) FROM audit.seal")  # still only the head
+    assert (
+        pg_audit(["--dsn", db.conninfo(roles["reader"]), "verify", "--expect-file", str(head)]) == 0
+    )
+    with db.connect(roles["stranger"]) as stranger:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            stranger.execute("SELECT * FROM audit.newest_seal()")
+
+
+def test_bad_expected_hashes_are_one_line_usage_errors(sealed, tmp_path, capsys):
+    from pg_audit_schema._common import EXIT_ERROR
+
+    conn, _ = sealed
+    dsn = conn.info.dsn
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    cases = [
+        (["verify", "--expect-file", str(tmp_path / "missing.txt")], "cannot read --expect-file"),
+        (["verify", "--expect-file", str(tmp_path)], "cannot read --expect-file"),
+        (["verify", "--expect-file", str(empty)], "holds no seal hash"),
+        (["verify", "--expect", "not-a-hash"], "--expect holds no seal hash"),
+    ]
+    for argv, message in cases:
+        assert cli(["--dsn", dsn, *argv]) == EXIT_ERROR, argv
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        lines = captured.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pg-audit: ") and message in lines[0]
+    assert EXIT_ERROR != 1  # 1 means tampered
+
+
+def test_verify_reports_progress_per_batch(sealed):
+    conn, _ = sealed
+    seen: list[tuple[int, int]] = []
+    assert verify(conn, progress=lambda done, total: seen.append((done, total))).ok
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_seal_and_verify_show_progress_on_a_terminal_only(sealed):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    conn, _ = sealed
+    command = [sys.executable, "-m", "pg_audit_schema.cli", "--dsn", conn.info.dsn]
+
+    def on_terminal(*argv: str) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [*command, *argv], stdin=follower, stdout=follower, stderr=follower, close_fds=True
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=60) == 0
+        os.close(leader)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    assert "verifying seal batches" in on_terminal("verify")
+    assert "sealing finished events" in on_terminal("seal")
+    piped = subprocess.run([*command, "verify"], capture_output=True, text=True, check=True)
+    assert piped.stderr == "" and piped.stdout.startswith("ok: 3 batches")
+
+
+def test_verify_inside_a_callers_transaction_leaves_its_settings_alone(sealed):
+    conn, _ = sealed
+    conn.autocommit = False
+    conn.execute("SET TimeZone = 'Asia/Kathmandu'")
+    conn.execute("SET search_path = public")
+    assert verify(conn).ok
+    assert conn.execute(
+        "SELECT current_setting('TimeZone'), current_setting('search_path')"
+    ).fetchone() == ("Asia/Kathmandu", "public")
+    conn.rollback()
