@@ -34,6 +34,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from pg_audit_schema.events import EXPORT_COLUMNS, actor_label, ip_text
+
 from .display import key_forms, plain, summary, to_json
 from .models import AuditEvent, ExactJSONDecoder
 from .routing import viewer_database
@@ -50,11 +52,8 @@ KNOWN_ACTIONS = (
 # Past this many matching rows the list says "more than N" instead of counting.
 COUNT_CAP = 10_000
 
-CSV_COLUMNS = (
-    "id", "occurred_at", "action", "outcome", "actor_id", "actor_name", "ip", "user_agent",
-    "request_id", "db_role", "application_name", "table_name", "row_key", "old_values",
-    "new_values", "detail", "txid", "tx_started_at", "old_row_key",
-)
+# The columns and order of `pg-audit export` (pg_audit_schema.events), one spelling.
+CSV_COLUMNS = EXPORT_COLUMNS
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -409,21 +408,24 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="who")
     def actor(self, event: AuditEvent) -> str:
-        if event.actor_id is None and event.actor_name is None:
-            # No application user: the database login that made the change (a DBA in
-            # psql, a cron job) is who did it.
-            who = format_html('<span class="audit-role" title="database role (no application '
-                              'user)">{} <small>(db role)</small></span>', event.db_role)
-        elif event.actor_id is None:
-            who = format_html("{}", event.actor_name)
-        else:
+        # Spelled as the CLI and the demo spell it (events.actor_label): the user,
+        # "anonymous" for a request or job without one, or, when nobody set any
+        # context (a DBA in psql, a cron job), the database login that made the change.
+        label = actor_label(event.actor_id, event.actor_name, event.db_role, event.ip,
+                            event.user_agent, event.request_id)
+        if event.actor_id is not None:
             who = format_html('<a href="?{}" title="All events of actor id {}">{}</a>',
-                              urlencode({"actor": event.actor_id}), event.actor_id,
-                              event.actor_name or event.actor_id)
-        if event.ip is None:
+                              urlencode({"actor": event.actor_id}), event.actor_id, label)
+        elif label == event.db_role and not event.actor_name:
+            who = format_html('<span class="audit-role" title="database role (no application '
+                              'context)">{} <small>(db role)</small></span>', label)
+        else:
+            who = format_html("{}", label)
+        ip = ip_text(event.ip)
+        if ip is None:
             return who
         return format_html('{}<br><a href="?{}" class="audit-ip" title="All events from {}">'
-                           '{}</a>', who, urlencode({"ip": event.ip}), event.ip, event.ip)
+                           '{}</a>', who, urlencode({"ip": ip}), ip, ip)
 
     @admin.display(description="row")
     def object(self, event: AuditEvent) -> str:

@@ -13,6 +13,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from pg_audit_schema.events import value_text
+
 VALUE_LIMIT = 40  # characters of one value in the list's summary
 SUMMARY_LIMIT = 140  # characters of the whole summary
 
@@ -43,9 +45,9 @@ def plain(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = plain(value).replace("\n", " ")
-    if text == "":
-        return '""'
+    # One line, spelled as `pg-audit tail` spells it (events.value_text): text as
+    # itself, quoted only where it would not read as one word; NULL as null.
+    text = value_text(value).replace("\n", " ")
     return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "\u2026"
 
 

@@ -75,7 +75,7 @@ def test_values_in_both_recorded_forms() -> None:
         event = AuditEvent(action="UPDATE", table_name="public.t", row_key={"id": "1"},
                            old_values={"price": old, "note": None},
                            new_values={"price": new, "note": ""})
-        assert summary(event) == 'price: 12.50 \u2192 13.00, note: NULL \u2192 ""'
+        assert summary(event) == 'price: 12.50 \u2192 13.00, note: null \u2192 ""'
     assert to_json({"a": Decimal(LONG), "b": ["x", None, True]}) == (
         f'{{"a": {LONG}, "b": ["x", null, true]}}')
     assert key_forms({"id": "42"}) == [{"id": "42"}, {"id": 42}]

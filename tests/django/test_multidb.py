@@ -29,7 +29,8 @@ def test_sqlite_default_with_the_audited_postgresql_second(pg_server: Any, empty
     with empty_db.connect() as conn:
         events = conn.execute(
             "SELECT action, actor_name, host(ip), detail->>'username', table_name "
-            "FROM audit.event WHERE action <> 'TRACKING_ENABLED' ORDER BY id").fetchall()
+            "FROM audit.event WHERE action IN ('LOGIN_FAILED', 'LOGIN', 'INSERT') ORDER BY id"
+        ).fetchall()
         tracked = conn.execute("SELECT table_name FROM audit.tracked_table ORDER BY 1").fetchall()
     assert events == [
         ("LOGIN_FAILED", None, "192.0.2.44", "carol", None),
