@@ -36,7 +36,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from pg_audit_schema.events import EXPORT_COLUMNS, actor_label, ip_text
 
-from .display import key_forms, plain, summary, to_json
+from .display import plain, summary, to_json
 from .models import AuditEvent, ExactJSONDecoder
 from .routing import viewer_database
 
@@ -242,7 +242,9 @@ def qualified(table: str) -> str:
 
 
 class RowFilter(InputFilter):
-    """Every event of one row, through audit.row_history() (keys it had before included)."""
+    """Every event of one row, through audit.row_history(): the table as written, the key
+    by value ({"id": 42} or {"id": "42"}), the row's earlier keys and a dropped table's
+    events included."""
 
     title = "row"
     inputs = (("row", 'Row key (JSON, e.g. {"id": "42"}) with a table', "text"),)
@@ -258,27 +260,21 @@ class RowFilter(InputFilter):
             key = None
         if not isinstance(key, dict) or not key or not table:
             return self.reject(queryset, f"A row is a JSON object key and a table: {raw[:60]!r}")
-        table = qualified(table)
-        if _table_exists(queryset.db, table):
-            one, times = "SELECT id FROM audit.row_history(%s::regclass, %s::jsonb)", 1
-        else:
-            # A dropped table: its events are still there, under the key they carried
-            # (found through the row_ref index, as step 0006 recommends).
-            one, times = ("SELECT e.id FROM audit.event e WHERE audit.row_ref(e.table_name, "
-                          "e.row_key) = audit.row_ref(%s, %s::jsonb) AND e.table_name = %s "
-                          "AND e.row_key = %s::jsonb"), 2
-        forms = [to_json(form) for form in key_forms(key)]
-        sql = " UNION ALL ".join([one] * len(forms))
-        params = [p for form in forms for p in [table, form] * times]
-        return queryset.filter(id__in=RawSQL(sql, params))
+        problem = _unknown_table(queryset.db, table)
+        if problem:
+            return self.reject(queryset, problem)
+        return queryset.filter(id__in=RawSQL(
+            "SELECT id FROM audit.row_history(%s, %s::jsonb)", [table, to_json(key)]))
 
 
-def _table_exists(using: str, table: str) -> bool:
-    with connections[using].cursor() as cursor:
-        schema, _, name = table.partition(".")
-        cursor.execute("SELECT pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', %s, %s)) "
-                       "IS NOT NULL", [schema, name])
-        return bool(cursor.fetchone()[0])
+def _unknown_table(using: str, table: str) -> str | None:
+    """audit.resolve_table's refusal (never tracked, ambiguous, not a name), or None."""
+    try:
+        with transaction.atomic(using=using), connections[using].cursor() as cursor:
+            cursor.execute("SELECT audit.resolve_table(%s)", [table])
+    except DatabaseError as exc:
+        return str(exc).strip().splitlines()[0][:200]
+    return None
 
 
 class DateRangeFilter(InputFilter):

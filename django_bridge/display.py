@@ -72,19 +72,3 @@ def summary(event: Any, content_type_name: str | None = None) -> str:
             parts = [_short(detail["statement"])]
     text = ", ".join(p for p in parts if p)
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "\u2026"
-
-
-def key_forms(key: dict[str, Any]) -> list[dict[str, Any]]:
-    """A row key as capture writes it now (values as text) and, where it differs, as events
-    written before that carry it (integers as JSON numbers)."""
-    text = {k: v if isinstance(v, str) or v is None else plain(v) for k, v in key.items()}
-    typed = {k: int(v) if isinstance(v, str) and _is_int(v) else v for k, v in text.items()}
-    forms = [text]
-    for form in (typed, key):
-        if to_json(form) not in map(to_json, forms):
-            forms.append(form)
-    return forms
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit() and len(text) < 20
