@@ -662,6 +662,20 @@ BEGIN
             END IF;
             EXIT WHEN offender IS NOT NULL;
         END LOOP;
+        -- Capture triggers whose names no longer match their columns (a renamed
+        -- key or excluded column, a dropped excluded column, triggers of an
+        -- earlier version) are made again, for the same columns by number.
+        IF offender IS NULL THEN
+            FOR rel IN SELECT DISTINCT c.objid::regclass AS relid, s.args
+                       FROM pg_event_trigger_ddl_commands() c
+                       CROSS JOIN LATERAL audit.capture_state(c.objid) s
+                       WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE'
+                         AND s.args IS NOT NULL AND NOT s.current LOOP
+                PERFORM audit.install_capture(rel.relid,
+                    CASE WHEN cardinality(rel.args) = 4 THEN audit.column_names(rel.relid, rel.args[3]::int2[])
+                         ELSE rel.args[1]::text[] END);
+            END LOOP;
+        END IF;
         -- Partitions created in or attached to a tracked table are tracked in
         -- the same command, by the same owner, like the table.
         IF offender IS NULL THEN
