@@ -36,6 +36,8 @@ def shared(module_db: Database, roles: dict[str, str]) -> Database:
 
 @pytest.fixture
 def fresh(shared: Database, roles: dict[str, str]) -> Database:
-    """The module's database with an empty public schema and no test schema."""
+    """The module's database with an empty public schema and no test schema
+    (and the right to create schemas again: DROP OWNED takes it away)."""
     fresh_schemas(shared, roles)
+    grant_create_on_database(shared, *roles.values())
     return shared
