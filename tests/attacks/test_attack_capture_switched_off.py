@@ -206,3 +206,24 @@ def test_a_capture_trigger_dropped_and_made_again_in_one_transaction_leaves_a_tr
     assert "DELETE" in actions or "TRACKING_DISABLED" in actions or any(
         "DROP TRIGGER" in str((e["detail"] or {}).get("statement")) for e in w.new_events), \
         w.new_events
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap: enable_tracking accepts a temporary table, which PostgreSQL drops at the end "
+           "of the session without event triggers: no event records its end, and audit.tracking "
+           "keeps it, so audit.tracked_table lists a table that no longer exists as tracked "
+           "with incomplete capture (pg-audit status warns about it for good)",
+)
+def test_a_tracked_temporary_table_leaves_no_stale_tracking_behind(
+    fresh: Database, roles: dict[str, str]
+) -> None:
+    with watch(fresh, roles["app"]), fresh.connect(roles["app"]) as conn:
+        conn.execute("CREATE TEMPORARY TABLE scratch (id int PRIMARY KEY)")
+        error = attempt(conn, "SELECT audit.enable_tracking('scratch')")
+        if error is None:
+            conn.execute("INSERT INTO scratch VALUES (1)")
+    with fresh.connect() as conn:
+        stale = conn.execute("SELECT table_name FROM audit.tracked_table "
+                             "WHERE table_name LIKE 'pg\\_temp%'").fetchall()
+    assert stale == []

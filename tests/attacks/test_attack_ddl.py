@@ -407,3 +407,44 @@ def test_attaching_a_tracked_table_under_an_untracked_parent_is_refused_or_recor
     else:
         actions = [e["action"] for e in w.new_events]
         assert "DDL" in actions and "UPDATE" in actions and "DELETE" in actions, w.new_events
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole: without application context events carry the statement, and only quoted "
+           "literals are withheld for tables with excluded columns: a number, boolean or other "
+           "unquoted value typed into an excluded column (a PIN, a salary) reaches the log, "
+           "readable by audit_reader",
+)
+def test_an_unquoted_value_of_an_excluded_column_never_reaches_the_statement_text(
+    fresh: Database, roles: dict[str, str]
+) -> None:
+    with fresh.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.staff (id int PRIMARY KEY, name text, pin int, "
+                     "salary numeric, vip boolean)")
+        conn.execute("SELECT audit.enable_tracking('public.staff', '{pin,salary,vip}')")
+        with watch(fresh, roles["app"]) as w:
+            conn.execute("INSERT INTO public.staff VALUES (1, 'ann', 424242, 98765.43, true)")
+            conn.execute("UPDATE public.staff SET name = 'bob', pin = 171717 WHERE id = 1")
+    text = str(w.new_events)
+    assert "424242" not in text and "98765.43" not in text and "171717" not in text, text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole: an event of a table without excluded columns records current_query() "
+           "whole, so when one query string holds several statements (psql -c, a script, "
+           "cursor.execute of 'a; b'), a value typed into another table's excluded column "
+           "reaches the log through that event",
+)
+def test_a_secret_never_reaches_the_log_through_another_tables_statement_text(
+    acct: Database, roles: dict[str, str]
+) -> None:
+    with acct.connect(roles["app"]) as conn:
+        conn.execute("CREATE TABLE public.plain (id int PRIMARY KEY, v text)")
+        conn.execute("SELECT audit.enable_tracking('public.plain')")
+        with watch(acct, roles["app"]) as w:
+            conn.execute(f"UPDATE public.acct SET secret = '{SECRET}-multi', qty = 11; "
+                         "INSERT INTO public.plain VALUES (1, 'x')")
+    assert [e["action"] for e in w.new_events] == ["UPDATE", "INSERT"]
+    assert SECRET not in str(w.new_events)
