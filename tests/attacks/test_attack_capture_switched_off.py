@@ -227,3 +227,31 @@ def test_a_tracked_temporary_table_leaves_no_stale_tracking_behind(
         stale = conn.execute("SELECT table_name FROM audit.tracked_table "
                              "WHERE table_name LIKE 'pg\\_temp%'").fetchall()
     assert stale == []
+
+
+WRITES = [
+    "INSERT INTO public.acct VALUES (1, 'a', 's'), (2, 'b', 's')",
+    "INSERT INTO public.acct VALUES (1, 'upserted', 's') "
+    "ON CONFLICT (id) DO UPDATE SET note = EXCLUDED.note",
+    "WITH moved AS (UPDATE public.acct SET note = 'cte' WHERE id = 2 RETURNING id) "
+    "DELETE FROM public.acct WHERE id IN (SELECT id - 1 FROM moved)",
+    "MERGE INTO public.acct a USING (VALUES (2, 'merged'), (3, 'new')) s(id, note) "
+    "ON a.id = s.id WHEN MATCHED THEN UPDATE SET note = s.note "
+    "WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.note, 's')",
+    "UPDATE public.acct a SET note = s.note FROM (VALUES (3, 'from')) s(id, note) "
+    "WHERE a.id = s.id",
+    "DELETE FROM public.acct a USING (VALUES (3)) s(id) WHERE a.id = s.id",
+]
+
+
+def test_every_way_of_writing_a_tracked_table_is_captured(
+    acct: Database, roles: dict[str, str]
+) -> None:
+    with watch(acct, roles["app"]) as w, acct.connect(roles["app"]) as conn:
+        for statement in WRITES:
+            conn.execute(statement)
+        with conn.cursor().copy("COPY public.acct FROM STDIN") as copy:
+            copy.write_row((4, "copied", "s"))
+    assert [(e["action"], e["row_key"]["id"]) for e in w.new_events] == [
+        ("INSERT", "1"), ("INSERT", "2"), ("UPDATE", "1"), ("UPDATE", "2"), ("DELETE", "1"),
+        ("UPDATE", "2"), ("INSERT", "3"), ("UPDATE", "3"), ("DELETE", "3"), ("INSERT", "4")]
