@@ -2,8 +2,9 @@
 
 Casts, operators, functions, policies and overloads that a role defines must
 never run as audit_appender or audit_owner (the write path), nor in a reader's
-or a DBA's investigation. Each defining role here (app, reader, stranger, an
-audit_owner member) makes types with hostile casts to json, jsonb and text;
+or a DBA's investigation. Each defining role here (app, reader, stranger; an
+audit_owner member may create no function at all) makes types with hostile
+casts to json, jsonb and text;
 each cast function records who ran it in a spy table anyone can write, then
 tries to grant itself the log, disable the append-only trigger, forge and
 delete events and SET ROLE audit_owner, recording what worked. The casts must
