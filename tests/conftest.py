@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 
+import psycopg
 import pytest
 from pgtest import PASSWORD, PREFIX, Database, PgServer
 from psycopg import sql
@@ -125,6 +126,21 @@ def db(pg_server: PgServer, template_db: str) -> Iterator[Database]:
     yield Database(pg_server, name)
     with pg_server.connect() as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def app(db: Database, roles: dict[str, str]) -> Iterator[psycopg.Connection]:
+    """The application's connection (modules that need tables of their own
+    define their own app)."""
+    with db.connect(roles["app"]) as conn:
+        yield conn
+
+
+@pytest.fixture
+def reader(db: Database, roles: dict[str, str]) -> Iterator[psycopg.Connection]:
+    """A connection as a member of audit_reader."""
+    with db.connect(roles["reader"]) as conn:
+        yield conn
 
 
 @pytest.fixture

@@ -500,3 +500,43 @@ def test_writes_by_any_role_are_captured_without_rights_on_the_audit_schema(
         conn.execute("DELETE FROM public.account")
     assert [e["db_role"] for e in events(db) if e["action"] != "TRACKING_ENABLED"] == [
         roles["stranger"]] * 3
+
+
+STATEMENT_TEXT = [
+    # (what the client sends after "SELECT audit.statement_text()", what is recorded)
+    (", t1.x FROM (SELECT 1 AS x) t1 WHERE t1.x = 1",
+     ", t1.x FROM (SELECT ? AS x) t1 WHERE t1.x = ?"),
+    (", 42, 1.5e3, 1.5e-3, .5, 0x1F, 12.5::numeric(10,2)",
+     ", ?, ?, ?-?, .?, ?, ?::numeric(?,?)"),
+    (", 'it''s', U&'\\0041', B'01', \"x y\".z, 'a\x03b' FROM (SELECT 1 AS z) \"x y\"",
+     ", ?, U&?, B?, \"x y\".z, ? FROM (SELECT ? AS z) \"x y\""),
+    (" -- it's 5\n, /* 'x' 7 */ 2", " -- it's 5\n, /* 'x' 7 */ ?"),
+    (", TRUE, false, true_col FROM (SELECT 1 AS true_col) s",
+     ", ?, ?, true_col FROM (SELECT ? AS true_col) s"),
+    # E'' strings and dollar quotes withhold the rest of the text.
+    (", 1, E'a\\'b', 'secret'", ", ?, ?"),
+    (", 1, $q$ secret $q$, 'x'", ", ?, ?"),
+    # The first 2,000 characters; a literal cut there is withheld.
+    (", '" + "s" * 5000 + "'", ", ?"),
+    (", " + "n, " * 700 + "'secret'", None),
+]
+
+
+@pytest.mark.parametrize(("sent", "recorded"), STATEMENT_TEXT)
+def test_statement_text_withholds_every_constant(
+    db: Database, sent: str, recorded: str | None
+) -> None:
+    query = "SELECT audit.statement_text()" + sent
+    with db.connect() as conn:
+        text = conn.execute(query.replace("n, ", "1, ")).fetchone()[0]
+    if recorded is None:  # cut inside the list: ? for each number, nothing after
+        assert text == ("SELECT audit.statement_text(), " + "?, " * 700)[:len(text)]
+        assert len(query) > 2000 >= len(text) > 1900 and "secret" not in text
+    else:
+        assert text == "SELECT audit.statement_text()" + recorded
+
+
+def test_statement_text_keeps_parameters(db: Database) -> None:
+    with db.connect() as conn:
+        text = conn.execute("SELECT audit.statement_text(), %s::int", [5]).fetchone()[0]
+    assert text == "SELECT audit.statement_text(), $1::int"

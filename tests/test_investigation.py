@@ -17,20 +17,6 @@ from pgtest import printed
 from psycopg import errors
 
 
-@pytest.fixture
-def app(db: Any, roles: dict[str, str]) -> psycopg.Connection:
-    conn = db.connect(roles["app"])
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def reader(db: Any, roles: dict[str, str]) -> psycopg.Connection:
-    conn = db.connect(roles["reader"])
-    yield conn
-    conn.close()
-
-
 def history(reader: psycopg.Connection, table: str, key: Any) -> list[tuple[str, Any]]:
     return reader.execute(
         "SELECT action, row_key FROM audit.row_history(%s, %s::jsonb)", [table, json.dumps(key)]

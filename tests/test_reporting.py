@@ -51,20 +51,6 @@ def now(conn: psycopg.Connection) -> Any:
     return conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
 
 
-@pytest.fixture
-def app(db: Any, roles: dict[str, str]) -> psycopg.Connection:
-    conn = db.connect(roles["app"])
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def reader(db: Any, roles: dict[str, str]) -> psycopg.Connection:
-    conn = db.connect(roles["reader"])
-    yield conn
-    conn.close()
-
-
 def test_reader_reads_every_view_and_function_but_writes_nothing(
     db: Any, app: psycopg.Connection, reader: psycopg.Connection
 ) -> None:
