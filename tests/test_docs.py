@@ -131,3 +131,25 @@ def test_the_outside_the_application_recipe_is_the_one_the_demo_checks(page: str
 
     text = " ".join((DOCS / page).read_text(encoding="utf-8").split())
     assert " ".join(OUTSIDE_THE_APP.rstrip(";").split()) in text
+
+
+def test_every_index_the_dba_guide_names_exists(db: Any) -> None:
+    """The plans of "Indexes and plans" name indexes of audit.event and of its
+    November 2026 partition (bench/plans.py): each must exist on the schema as
+    installed, so a dropped or renamed index shows up here."""
+    text = (DOCS / "dba-guide.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"\bevent_\w*(?:_idx\d*|_pkey)\b", text))
+    assert "event_action_idx" in named and "event_2026_11_action_occurred_at_idx" in named
+    with db.connect() as su:
+        su.execute(
+            "CREATE TABLE audit.event_2026_11 PARTITION OF audit.event "
+            "FOR VALUES FROM ('2026-11-01') TO ('2026-12-01')"
+        )
+        existing = {
+            r[0]
+            for r in su.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = 'audit'::regnamespace "
+                "AND relkind IN ('i', 'I')"
+            ).fetchall()
+        }
+    assert sorted(named - existing) == []
