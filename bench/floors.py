@@ -68,8 +68,11 @@ SINGLE_VARIANTS = [
     "tracked",
 ]
 SINGLE_OPS = ["insert", "update", "update_ctx", "delete"]
-FLOORS = {"noop": "a trigger that does nothing", "log": "one constant event into audit.event",
-          "heap": "one constant row into a bare heap"}
+FLOORS = {
+    "noop": "a trigger that does nothing",
+    "log": "one constant event into audit.event",
+    "heap": "one constant row into a bare heap",
+}
 BULK_VARIANTS = ["untracked", "log_stmt", "tracked"]
 BULK_OPS = ["update", "insert", "delete"]
 
@@ -123,20 +126,42 @@ def written(su: psycopg.Connection) -> tuple[int, int]:
 def _floor_function(
     su: psycopg.Connection, name: str, target: str, *, context: bool, level: str
 ) -> sql.Composed:
-    cols = ["action", "actor_id", "actor_name", "ip", "user_agent", "request_id",
-            "table_name", "row_key", "old_values", "new_values"]
+    cols = [
+        "action",
+        "actor_id",
+        "actor_name",
+        "ip",
+        "user_agent",
+        "request_id",
+        "table_name",
+        "row_key",
+        "old_values",
+        "new_values",
+    ]
     ctx = (
-        [CONTEXT["actor_id"], CONTEXT["actor_name"], CONTEXT["ip"], CONTEXT["user_agent"],
-         "req-bench"]
+        [
+            CONTEXT["actor_id"],
+            CONTEXT["actor_name"],
+            CONTEXT["ip"],
+            CONTEXT["user_agent"],
+            "req-bench",
+        ]
         if context
         else [None] * 5
     )
-    values = [CONSTANT_EVENT["action"], *ctx, CONSTANT_EVENT["table_name"],
-              CONSTANT_EVENT["row_key"], CONSTANT_EVENT["old_values"], CONSTANT_EVENT["new_values"]]
+    values = [
+        CONSTANT_EVENT["action"],
+        *ctx,
+        CONSTANT_EVENT["table_name"],
+        CONSTANT_EVENT["row_key"],
+        CONSTANT_EVENT["old_values"],
+        CONSTANT_EVENT["new_values"],
+    ]
     # Typed literals, so a SELECT list needs no inference.
     types = ["text", "text", "text", "inet", "text", "text", "text", "jsonb", "jsonb", "jsonb"]
     lits = sql.SQL(", ").join(
-        sql.SQL("{}::{}").format(sql.Literal(v), sql.SQL(t)) for v, t in zip(values, types, strict=True)
+        sql.SQL("{}::{}").format(sql.Literal(v), sql.SQL(t))
+        for v, t in zip(values, types, strict=True)
     )
     into = sql.SQL("INSERT INTO {} ({})").format(
         sql.SQL(target), sql.SQL(", ").join(map(sql.Identifier, cols))
@@ -222,8 +247,9 @@ def _attach(app: psycopg.Connection, table: str, variant: str, context: bool) ->
         app.execute("SELECT audit.enable_tracking(%s::regclass)", [table])
         return
     kind, level = variant.split("_")
-    fn = sql.Identifier("floor_noop" if kind == "noop" else
-                        f"floor_{kind}_{level}" + ("_ctx" if context else ""))
+    fn = sql.Identifier(
+        "floor_noop" if kind == "noop" else f"floor_{kind}_{level}" + ("_ctx" if context else "")
+    )
     if level == "row":
         app.execute(
             sql.SQL(
@@ -241,8 +267,13 @@ def _attach(app: psycopg.Connection, table: str, variant: str, context: bool) ->
             sql.SQL(
                 "CREATE TRIGGER {} AFTER {} ON {} REFERENCING {} "
                 "FOR EACH STATEMENT EXECUTE FUNCTION bench.{}()"
-            ).format(sql.Identifier(f"bench_floor_{event.lower()}"), sql.SQL(event), ident,
-                     sql.SQL(refs), fn)
+            ).format(
+                sql.Identifier(f"bench_floor_{event.lower()}"),
+                sql.SQL(event),
+                ident,
+                sql.SQL(refs),
+                fn,
+            )
         )
 
 
@@ -359,9 +390,15 @@ def _ratio(num: float, den: float) -> float | None:
 def run_single(target: Target, db: str, app_role: str, cfg: FloorConfig) -> dict[str, Any]:
     n = cfg.single_n
     # raw[op][variant] = per-repetition CPU us per statement
-    raw: dict[str, dict[str, list[float]]] = {op: {v: [] for v in SINGLE_VARIANTS} for op in SINGLE_OPS}
-    wall: dict[str, dict[str, list[float]]] = {op: {v: [] for v in SINGLE_VARIANTS} for op in SINGLE_OPS}
-    events: dict[str, dict[str, list[float]]] = {op: {v: [] for v in SINGLE_VARIANTS} for op in SINGLE_OPS}
+    raw: dict[str, dict[str, list[float]]] = {
+        op: {v: [] for v in SINGLE_VARIANTS} for op in SINGLE_OPS
+    }
+    wall: dict[str, dict[str, list[float]]] = {
+        op: {v: [] for v in SINGLE_VARIANTS} for op in SINGLE_OPS
+    }
+    events: dict[str, dict[str, list[float]]] = {
+        op: {v: [] for v in SINGLE_VARIANTS} for op in SINGLE_OPS
+    }
     with target.connect(db, app_role) as conn, target.connect(db) as su:
         conn.execute("SET synchronous_commit = off")
         pid = conn.info.backend_pid
@@ -395,8 +432,12 @@ def run_single(target: Target, db: str, app_role: str, cfg: FloorConfig) -> dict
                     wall[op][v].append((t1 - t0) / count * 1e6)
                     after = written(su)
                     events[op][v].append((after[0] - before[0] + after[1] - before[1]) / count)
-    return {"cpu_source": source, "statements_per_call": n, "reps": cfg.single_reps,
-            **summarize_single(raw, wall, events)}
+    return {
+        "cpu_source": source,
+        "statements_per_call": n,
+        "reps": cfg.single_reps,
+        **summarize_single(raw, wall, events),
+    }
 
 
 def summarize_single(
@@ -410,32 +451,38 @@ def summarize_single(
         base = by_v["untracked"]
         over = {v: [x - b for x, b in zip(xs, base, strict=True)] for v, xs in by_v.items()}
         for v, xs in by_v.items():
-            variants.append({
-                "operation": op,
-                "variant": v,
-                "cpu_us": summarize(xs),
-                "wall_us": summarize(wall[op][v]),
-                "overhead_us": None if v == "untracked" else summarize(over[v]),
-                "events_per_statement": round(sum(events[op][v]) / max(1, len(events[op][v])), 4),
-            })
+            variants.append(
+                {
+                    "operation": op,
+                    "variant": v,
+                    "cpu_us": summarize(xs),
+                    "wall_us": summarize(wall[op][v]),
+                    "overhead_us": None if v == "untracked" else summarize(over[v]),
+                    "events_per_statement": round(
+                        sum(events[op][v]) / max(1, len(events[op][v])), 4
+                    ),
+                }
+            )
         for floor in FLOORS:
             levels = {lv: over[f"{floor}_{lv}"] for lv in ("row", "stmt")}
-            medians = {lv: (summarize(xs) or {"median": float("inf")})["median"]
-                       for lv, xs in levels.items()}
+            medians = {
+                lv: (summarize(xs) or {"median": float("inf")})["median"]
+                for lv, xs in levels.items()
+            }
             cheapest = min(medians, key=lambda lv: medians[lv])
-            per_rep = [
-                _ratio(t, f) for t, f in zip(over["tracked"], levels[cheapest], strict=True)
-            ]
-            ratios.append({
-                "operation": op,
-                "floor": floor,
-                "level": cheapest,
-                "floor_overhead_us": summarize(levels[cheapest]),
-                "tracked_overhead_us": summarize(over["tracked"]),
-                # tracked overhead as a multiple of the floor's, per repetition
-                "ratio": summarize([r for r in per_rep if r is not None]),
-                "reps_without_floor_overhead": sum(r is None for r in per_rep),
-            })
+            per_rep = [_ratio(t, f) for t, f in zip(over["tracked"], levels[cheapest], strict=True)]
+            ratios.append(
+                {
+                    "operation": op,
+                    "floor": floor,
+                    "level": cheapest,
+                    "floor_overhead_us": summarize(levels[cheapest]),
+                    "tracked_overhead_us": summarize(over["tracked"]),
+                    # tracked overhead as a multiple of the floor's, per repetition
+                    "ratio": summarize([r for r in per_rep if r is not None]),
+                    "reps_without_floor_overhead": sum(r is None for r in per_rep),
+                }
+            )
     return {"variants": variants, "ratios": ratios}
 
 
@@ -445,8 +492,14 @@ def summarize_single(
 
 
 def _bulk_once(
-    target: Target, su: psycopg.Connection, db: str, app_role: str, op: str, table: str,
-    rows: int, warm: bool,
+    target: Target,
+    su: psycopg.Connection,
+    db: str,
+    app_role: str,
+    op: str,
+    table: str,
+    rows: int,
+    warm: bool,
 ) -> tuple[float, float, int]:
     """CPU and wall seconds of one bulk statement (rolled back), and the events it wrote."""
     ident = sql.Identifier(table)
@@ -476,13 +529,16 @@ def run_bulk(target: Target, db: str, app_role: str, cfg: FloorConfig) -> dict[s
     }
     with target.connect(db) as su:
         for rep in range(cfg.bulk_reps):
-            log(f"sql floors {cfg.bulk_rows:,}-row statements: repetition {rep + 1}/{cfg.bulk_reps}")
+            log(
+                f"sql floors {cfg.bulk_rows:,}-row statements: repetition {rep + 1}/{cfg.bulk_reps}"
+            )
             for i, (op, session) in enumerate(keys):
                 shift = (rep + i) % len(BULK_VARIANTS)
                 for v in BULK_VARIANTS[shift:] + BULK_VARIANTS[:shift]:
                     raw[(op, session)][v].append(
-                        _bulk_once(target, su, db, app_role, op, f"b_{v}", cfg.bulk_rows,
-                                   session == "warm")
+                        _bulk_once(
+                            target, su, db, app_role, op, f"b_{v}", cfg.bulk_rows, session == "warm"
+                        )
                     )
                     # Rolled back: the dead rows go, so every run starts from the same state.
                     su.execute(sql.SQL("VACUUM {}").format(sql.Identifier(f"b_{v}")))
@@ -492,23 +548,35 @@ def run_bulk(target: Target, db: str, app_role: str, cfg: FloorConfig) -> dict[s
         cpu = {v: [c for c, _, _ in xs] for v, xs in by_v.items()}
         base = cpu["untracked"]
         over = {v: [x - b for x, b in zip(xs, base, strict=True)] for v, xs in cpu.items()}
-        out.append({
-            "operation": op,
-            "session": session,
-            "rows": cfg.bulk_rows,
-            "cpu_s": {v: summarize(xs) for v, xs in cpu.items()},
-            "wall_s": {v: summarize([w for _, w, _ in xs]) for v, xs in by_v.items()},
-            "events_per_row": {
-                v: round(sum(e for _, _, e in xs) / max(1, len(xs) * cfg.bulk_rows), 4)
-                for v, xs in by_v.items()
-            },
-            # tracked overhead as a multiple of the floor's (one constant event per row)
-            "ratio_to_floor": summarize([
-                r for r in (_ratio(t, f) for t, f in
-                            zip(over["tracked"], over["log_stmt"], strict=True)) if r is not None
-            ]),
-            # plain time ratios against untracked
-            "tracked_vs_untracked": summarize([t / b for t, b in zip(cpu["tracked"], base, strict=True) if b > 0]),
-            "floor_vs_untracked": summarize([f / b for f, b in zip(cpu["log_stmt"], base, strict=True) if b > 0]),
-        })
+        out.append(
+            {
+                "operation": op,
+                "session": session,
+                "rows": cfg.bulk_rows,
+                "cpu_s": {v: summarize(xs) for v, xs in cpu.items()},
+                "wall_s": {v: summarize([w for _, w, _ in xs]) for v, xs in by_v.items()},
+                "events_per_row": {
+                    v: round(sum(e for _, _, e in xs) / max(1, len(xs) * cfg.bulk_rows), 4)
+                    for v, xs in by_v.items()
+                },
+                # tracked overhead as a multiple of the floor's (one constant event per row)
+                "ratio_to_floor": summarize(
+                    [
+                        r
+                        for r in (
+                            _ratio(t, f)
+                            for t, f in zip(over["tracked"], over["log_stmt"], strict=True)
+                        )
+                        if r is not None
+                    ]
+                ),
+                # plain time ratios against untracked
+                "tracked_vs_untracked": summarize(
+                    [t / b for t, b in zip(cpu["tracked"], base, strict=True) if b > 0]
+                ),
+                "floor_vs_untracked": summarize(
+                    [f / b for f, b in zip(cpu["log_stmt"], base, strict=True) if b > 0]
+                ),
+            }
+        )
     return {"rows": cfg.bulk_rows, "reps": cfg.bulk_reps, "results": out}

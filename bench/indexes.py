@@ -29,19 +29,30 @@ from psycopg import sql
 from .common import Target, log, summarize
 from .floors import CONTEXT, backend_cpu, cpu_source
 
-COLUMNS = ["action", "actor_id", "actor_name", "ip", "user_agent", "request_id",
-           "table_name", "row_key", "old_values", "new_values", "detail"]
+COLUMNS = [
+    "action",
+    "actor_id",
+    "actor_name",
+    "ip",
+    "user_agent",
+    "request_id",
+    "table_name",
+    "row_key",
+    "old_values",
+    "new_values",
+    "detail",
+]
 
 # One event per i; context columns set or NULL. {i} is an SQL expression (bigint).
 _CTX_VALUES = (
     "'UPDATE', {actor_id}, {actor_name}, {ip}::inet, {user_agent}, 'req-' || {i}, "
     "'public.item', jsonb_build_object('id', ({i}::bigint * 7919 % 1000000)::text), "
-    "'{{\"qty\": \"12\"}}'::jsonb, '{{\"qty\": \"13\"}}'::jsonb, NULL::jsonb"
+    '\'{{"qty": "12"}}\'::jsonb, \'{{"qty": "13"}}\'::jsonb, NULL::jsonb'
 )
 _NO_CTX_VALUES = (
     "'UPDATE', NULL, NULL, NULL::inet, NULL, NULL, "
     "'public.item', jsonb_build_object('id', ({i}::bigint * 7919 % 1000000)::text), "
-    "'{{\"qty\": \"12\"}}'::jsonb, '{{\"qty\": \"13\"}}'::jsonb, "
+    '\'{{"qty": "12"}}\'::jsonb, \'{{"qty": "13"}}\'::jsonb, '
     "jsonb_build_object('statement', 'UPDATE item SET qty = qty + 1 WHERE id = ' || {i})"
 )
 
@@ -111,15 +122,19 @@ def setup(target: Target, db: str) -> dict[str, Any]:
                 sql.SQL("CREATE TABLE bench.{} (LIKE audit.event INCLUDING DEFAULTS)").format(ident)
             )
             su.execute(
-                sql.SQL("ALTER TABLE bench.{} ALTER COLUMN id SET DEFAULT nextval('bench.ix_id_seq')")
-                .format(ident)
+                sql.SQL(
+                    "ALTER TABLE bench.{} ALTER COLUMN id SET DEFAULT nextval('bench.ix_id_seq')"
+                ).format(ident)
             )
             for name in keep:
                 su.execute(_index_on(copy, by_name[name]))
             su.execute(
                 sql.SQL(_PROCEDURE).format(
-                    proc=sql.Identifier(f"insert_{copy}"), tbl=ident, cols=cols,
-                    ctx=_values(su, True, "i"), no_ctx=_values(su, False, "i"),
+                    proc=sql.Identifier(f"insert_{copy}"),
+                    tbl=ident,
+                    cols=cols,
+                    ctx=_values(su, True, "i"),
+                    no_ctx=_values(su, False, "i"),
                 )
             )
     return {"indexes": indexes, "copies": copies}
@@ -159,8 +174,10 @@ def run(target: Target, db: str, cfg: IndexConfig) -> dict[str, Any]:
         # Bulk first: each copy ends with a log of bulk_rows events, which the
         # single-row inserts then add to.
         for rep in range(cfg.bulk_reps):
-            log(f"sql index costs, {cfg.bulk_rows:,}-event statements: "
-                f"repetition {rep + 1}/{cfg.bulk_reps}")
+            log(
+                f"sql index costs, {cfg.bulk_rows:,}-event statements: "
+                f"repetition {rep + 1}/{cfg.bulk_reps}"
+            )
             shift = rep % len(copies)
             for copy in copies[shift:] + copies[:shift]:
                 conn.execute(sql.SQL("TRUNCATE bench.{}").format(sql.Identifier(copy)))
@@ -190,8 +207,11 @@ def run(target: Target, db: str, cfg: IndexConfig) -> dict[str, Any]:
     rows = []
     for k, ix in enumerate(info["indexes"]):
         copy = f"ix_without_{k}"
-        row: dict[str, Any] = {"index": ix["name"], "definition": ix["definition"],
-                               "comment": ix["comment"]}
+        row: dict[str, Any] = {
+            "index": ix["name"],
+            "definition": ix["definition"],
+            "comment": ix["comment"],
+        }
         for kind in kinds:
             row[kind] = summarize(
                 [a - w for a, w in zip(raw[kind]["ix_all"], raw[kind][copy], strict=True)]
