@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reps",
         type=int,
         default=None,
-        help="repetitions of every measurement (full: floors 21, bulk 5, index costs 41 and 3, "
+        help="repetitions of every measurement (full: floors 41, bulk 5, index costs 41 and 3, "
         "pgbench 3, django 5)",
     )
     return p.parse_args(argv)
@@ -70,7 +70,7 @@ def sql_config(args: argparse.Namespace) -> sql_level.SqlConfig:
         )
     else:
         cfg = sql_level.SqlConfig(
-            floors=floors.FloorConfig(single_n=500, single_reps=21, bulk_rows=100_000, bulk_reps=5),
+            floors=floors.FloorConfig(single_n=500, single_reps=41, bulk_rows=100_000, bulk_reps=5),
             indexes=indexes.IndexConfig(
                 single_n=250, single_reps=41, bulk_rows=100_000, bulk_reps=3
             ),
