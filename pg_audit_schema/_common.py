@@ -70,9 +70,14 @@ def connect(args: argparse.Namespace, autocommit: bool = True) -> psycopg.Connec
 
 def require_schema(conn: psycopg.Connection) -> int:
     """The installed version; a clear error when the schema is missing or out of reach."""
+    # Every role may use the schema (its objects keep their own privileges):
+    # the version table, readable by audit_reader and audit_writer, tells
+    # whether this role may work with it at all.
     row = conn.execute(
-        "SELECT n.oid IS NOT NULL, coalesce(has_schema_privilege(n.oid, 'USAGE'), false), "
-        "current_user FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = 'audit'"
+        "SELECT n.oid IS NOT NULL, coalesce(has_schema_privilege(n.oid, 'USAGE') "
+        "AND (c.oid IS NULL OR has_table_privilege(c.oid, 'SELECT')), false), current_user "
+        "FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = 'audit' "
+        "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'schema_version'"
     ).fetchone()
     assert row is not None
     exists, usable, user = row
@@ -82,7 +87,7 @@ def require_schema(conn: psycopg.Connection) -> int:
         )
     if not usable:
         raise PgAuditError(
-            f"permission denied: role {user} may not use schema audit "
+            f"permission denied: role {user} may not read schema audit "
             "(grant it audit_reader to read the log)"
         )
     version = installed_version(conn)

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from ._common import connect, positive, require_schema
 from ._export import exact, jsonl_line, select_list
-from .events import actor_label, compact, load_json
+from .events import actor_label, compact, load_json, value_text
 
 CHANNEL = "audit_event"
 BATCH = 5000
@@ -66,7 +66,9 @@ def clean(value: object) -> str:
 
 
 def one_line(ev: dict[str, Any]) -> str:
-    """A readable line: time, id, action, who, from where, what (values exact)."""
+    """A readable line: time, id, action, who, from where, what: the row key as
+    JSON (to paste into audit.row_history), changed values as their text (numbers
+    of older events exact)."""
     parts = [
         ev["occurred_at"].strftime("%Y-%m-%d %H:%M:%S%z"),
         f"#{ev['id']}",
@@ -86,7 +88,7 @@ def one_line(ev: dict[str, Any]) -> str:
     if ev["action"] == "UPDATE" and new:
         old = load_json(ev.get("old_values")) or {}
         changes = ", ".join(
-            f"{k}: {compact(old.get(k))} -> {compact(v)}" for k, v in sorted(new.items())
+            f"{k}: {value_text(old.get(k))} -> {value_text(v)}" for k, v in sorted(new.items())
         )
         parts.append(clean(changes))
     elif ev.get("detail"):

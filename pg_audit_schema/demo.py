@@ -40,7 +40,7 @@ from psycopg.types.json import set_json_loads
 
 from .embedded import Server, temporary_server
 from .errors import PgAuditError
-from .events import actor_label, ip_text
+from .events import actor_label, ip_text, value_text
 from .installer import install
 
 DB_NAME = "shop"
@@ -487,7 +487,7 @@ def _print_trail(server: Server, say: Say) -> None:
     # django_content_type, the superuser may.
     with psycopg.connect(server.dsn(DB_NAME), autocommit=True) as conn:
         types = dict(conn.execute(
-            "SELECT id, app_label || '.' || model FROM django_content_type").fetchall())
+            "SELECT id::text, app_label || '.' || model FROM django_content_type").fetchall())
     # The migrations' TRACKING_ENABLED events, one line instead of one row each.
     tracking = [r[:1] + r[1:2] + r[9:10] + r[13:14] for r in rows if r[1] == "TRACKING_ENABLED"]
     rows = [r for r in rows if r[1] != "TRACKING_ENABLED"]
@@ -539,7 +539,7 @@ def _tracked(table: str | None, detail: Any) -> str:
     return f"{name} (not {', '.join(excluded)})" if excluded else name
 
 
-def _trail_cells(row: Sequence[Any], types: dict[int, str] | None = None) -> list[str]:
+def _trail_cells(row: Sequence[Any], types: dict[str, str] | None = None) -> list[str]:
     (occurred_at, action, outcome, actor_id, actor_name, db_role, user_agent, request_id, ip,
      table, key, old, new, detail) = row
     when = occurred_at.astimezone(datetime.timezone.utc).strftime("%H:%M:%S")
@@ -550,8 +550,9 @@ def _trail_cells(row: Sequence[Any], types: dict[int, str] | None = None) -> lis
     short_table = (table or "").removeprefix("public.")
     key_text = ",".join(str(v) for v in key.values()) if isinstance(key, dict) else ""
     if isinstance(detail, dict) and "content_type_id" in detail and types:
+        # The id as the trigger printed it ("8"), or a number in older events.
         detail = {**detail, "content_type": detail.get("content_type")
-                  or types.get(detail["content_type_id"])}
+                  or types.get(str(detail["content_type_id"]))}
     return [when, action, who, ip_text(ip) or "", short_table, key_text,
             summarise(old, new, detail, key)]
 
@@ -565,21 +566,23 @@ def summarise(old: Any, new: Any, detail: Any, key: Any = None) -> str:
         new = {c: v for c, v in new.items() if c not in key}
     if old and new:
         columns = [*new, *(c for c in old if c not in new)]
-        return ", ".join(f"{c} {_value(old.get(c))}->{_value(new.get(c))}" for c in columns)
+        return ", ".join(f"{c} {value_text(old.get(c))}->{value_text(new.get(c))}" for c in columns)
     values = new or old
     if values:
-        return " ".join(f"{c}={_value(v)}" for c, v in values.items())
+        return " ".join(f"{c}={value_text(v)}" for c, v in values.items())
     if isinstance(detail, dict) and "object_repr" in detail:
         return admin_summary(detail)
     if isinstance(detail, dict) and detail:
-        return " ".join(f"{k}={_value(v)}" for k, v in detail.items() if v not in ([], {}, None))
+        return " ".join(
+            f"{k}={value_text(v)}" for k, v in detail.items() if v not in ([], {}, None)
+        )
     return ""
 
 
 def admin_summary(detail: dict[str, Any]) -> str:
     """An admin log entry as the admin's history page puts it."""
     what = f"{detail.get('content_type') or 'object'} {detail.get('object_id') or ''}".strip()
-    text = f"{what} {_value(detail.get('object_repr'))}"
+    text = f"{what} {value_text(detail.get('object_repr'))}"
     message = detail.get("change_message")
     parts = []
     if isinstance(message, list):
@@ -590,14 +593,6 @@ def admin_summary(detail: dict[str, Any]) -> str:
     elif message:
         parts.append(str(message))
     return f"{text}: {'; '.join(parts)}" if parts else text
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, str):
-        return value if value and " " not in value else json.dumps(value)
-    return json.dumps(value)
 
 
 def _print_how_to_look(server: Server, url: str, password: str, serve: bool, say: Say) -> None:

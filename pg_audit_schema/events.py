@@ -73,6 +73,17 @@ def compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def value_text(value: Any) -> str:
+    """A column value as a person reads it on one line: captured text as itself
+    (12.50, MUG-01, t), JSON-quoted only where it would not read as one word
+    (empty, with white space, ``null``, or starting with a quote); a JSON number of
+    an older event exactly (12.50); SQL NULL as ``null``."""
+    if isinstance(value, str):
+        plain = value.split() == [value] and value != "null" and not value.startswith('"')
+        return value if plain else json.dumps(value, ensure_ascii=False)
+    return compact(value)
+
+
 def ascii_json(text: str) -> str:
     """JSON text with every non-ASCII character as a \\u escape (valid anywhere:
     such characters only occur inside strings), so U+2028 and friends can never

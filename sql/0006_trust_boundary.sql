@@ -702,6 +702,30 @@ GRANT EXECUTE ON FUNCTION audit.append_event(text, text, text, jsonb, text, text
 -- Capture
 -- ---------------------------------------------------------------------------
 
+-- The primary key columns and the names of columns by number, read from the
+-- catalog: what capture falls back on when its trigger's arguments are out of
+-- date (a renamed column; triggers of an earlier version).
+CREATE FUNCTION audit.primary_key_names(target regclass) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}')
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = target AND i.indisprimary
+$$;
+COMMENT ON FUNCTION audit.primary_key_names(regclass) IS 'pg-audit: the primary key columns of a table, in column order';
+GRANT EXECUTE ON FUNCTION audit.primary_key_names(regclass) TO PUBLIC;
+
+CREATE FUNCTION audit.column_names(target regclass, attnums int2[]) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}') FROM pg_attribute a
+    WHERE a.attrelid = target AND a.attnum = ANY (attnums) AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION audit.column_names(regclass, int2[]) IS 'pg-audit: the current names of columns of a table, given by number';
+GRANT EXECUTE ON FUNCTION audit.column_names(regclass, int2[]) TO PUBLIC;
+
 -- One statement-level trigger function for INSERT, UPDATE, DELETE and TRUNCATE
 -- of every tracked relation. Arguments (array literals): key column numbers,
 -- key column names, excluded column numbers, excluded column names. Triggers
@@ -714,14 +738,26 @@ GRANT EXECUTE ON FUNCTION audit.append_event(text, text, text, jsonb, text, text
 -- pg_catalog, the schema of hstore, pg_temp), in a schema the application
 -- cannot create in.
 --
+-- Names. An excluded column is excluded under its recorded name and under the
+-- current name of its number, so a rename never lets it into the log. A key
+-- column is taken by its recorded name while each row has that name, else from
+-- the catalog. (The DDL guard also renews the arguments after a rename.)
+--
+-- Cost. Everything a statement needs is read once, in few PL/pgSQL steps, and
+-- each kind of statement is one INSERT ... SELECT over its transition table: a
+-- single-row statement costs about twice the cheapest trigger that writes one
+-- constant event into the same log (docs/benchmarks.md).
+--
 -- UPDATE pairing. PostgreSQL appends the old and the new image of each updated
 -- row to the two transition tables in the same step (AfterTriggerSaveEvent), so
 -- the n-th row of audit_old and the n-th row of audit_new are one row before and
 -- after, whether or not its key changed (SET id = 3 - id included). Pairing by
 -- position needs no join, so no cached plan can turn it into a nested loop. The
--- two differ in size only when a row moved to another partition was dropped
--- there by a BEFORE INSERT trigger; then rows are paired by key, and a row
--- without a partner is recorded as what it became, marked unpaired_update.
+-- two differ in size only in a partitioned table, when a row moved to another
+-- partition was dropped there by a BEFORE INSERT trigger; a partitioned table's
+-- UPDATE compares their sizes, and when they differ rows are paired by key
+-- instead, a row without a partner recorded as what it became, marked
+-- unpaired_update.
 CREATE OR REPLACE FUNCTION audit.capture() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -731,51 +767,19 @@ AS $$
 -- like our variables: the variables win.
 #variable_conflict use_variable
 DECLARE
-    keys text[];
-    excluded text[];
-    stale boolean := false;
-    n int2;
-    i integer := 0;
-    root oid;
-    tbl text;
-    actor_id text := left(nullif(current_setting('audit.actor_id', true), ''), 256);
-    actor_name text := left(nullif(current_setting('audit.actor_name', true), ''), 256);
-    user_agent text := left(nullif(current_setting('audit.user_agent', true), ''), 512);
-    request_id text := left(nullif(current_setting('audit.request_id', true), ''), 128);
+    keys text[] := coalesce(CASE WHEN TG_NARGS = 4 THEN TG_ARGV[1] END::text[], audit.primary_key_names(TG_RELID));
+    excluded text[] := CASE WHEN TG_NARGS <> 4 THEN TG_ARGV[0]::text[]
+                            WHEN TG_ARGV[2] = '{}' THEN '{}'
+                            ELSE TG_ARGV[3]::text[] || audit.column_names(TG_RELID, TG_ARGV[2]::int2[]) END;
+    partitioned boolean := pg_partition_root(TG_RELID) IS NOT NULL;
+    tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
     ip_raw text := nullif(btrim(current_setting('audit.ip', true)), '');
     ip inet;
     extra jsonb;
 BEGIN
-    IF TG_NARGS = 4 THEN
-        -- Names as recorded, checked against the numbers: a renamed key column
-        -- sends us to the catalog; an excluded column is excluded under its
-        -- recorded name and its current one, so a rename never leaks it.
-        keys := TG_ARGV[1]::text[];
-        FOREACH n IN ARRAY TG_ARGV[0]::int2[] LOOP
-            i := i + 1;
-            stale := stale OR (pg_identify_object_as_address(1259, TG_RELID, n)).object_names[3]
-                              IS DISTINCT FROM keys[i];
-        END LOOP;
-        excluded := TG_ARGV[3]::text[];
-        FOREACH n IN ARRAY TG_ARGV[2]::int2[] LOOP
-            excluded := excluded || (pg_identify_object_as_address(1259, TG_RELID, n)).object_names[3];
-        END LOOP;
-    ELSE
-        excluded := TG_ARGV[0]::text[];
-        stale := true;
-    END IF;
-    IF stale THEN
-        keys := ARRAY(SELECT a.attname::text
-                      FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey)
-                      WHERE x.indrelid = TG_RELID AND x.indisprimary ORDER BY a.attnum);
-    END IF;
-    -- The table the trigger fires on, by its live name; a partition's events
-    -- are its root's.
-    root := pg_partition_root(TG_RELID::regclass);
-    IF root IS NULL OR root = TG_RELID THEN
-        tbl := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
-    ELSE
-        tbl := array_to_string((pg_identify_object_as_address(1259, root, 0)).object_names, '.');
+    IF partitioned THEN
+        -- A partition's events are its root's, by the root's live name.
+        tbl := array_to_string((pg_identify_object_as_address(1259, pg_partition_root(TG_RELID), 0)).object_names, '.');
     END IF;
     IF ip_raw IS NOT NULL THEN
         ip := audit.parse_ip(ip_raw);
@@ -785,57 +789,79 @@ BEGIN
     END IF;
     -- Without application context (psql, cron) the statement says what was run;
     -- quoted literals are withheld where a column is excluded.
-    IF actor_id IS NULL AND request_id IS NULL THEN
+    IF coalesce(current_setting('audit.actor_id', true), '') = ''
+       AND coalesce(current_setting('audit.request_id', true), '') = '' THEN
         extra := coalesce(extra, '{}') || jsonb_build_object('statement', audit.statement_text(excluded <> '{}'));
     END IF;
 
+    -- (Nested IFs: an expression naming audit_old cannot even be planned in an
+    -- INSERT trigger, which has none.)
     IF TG_OP = 'UPDATE' THEN
-        -- Paired by position (unnest pads the shorter array with NULLs, which
-        -- hstore(row) never is: a NULL means the two differ in size); changed is
-        -- the new values that differ from the old, minus excluded columns.
-        WITH p AS (SELECT * FROM unnest(ARRAY(SELECT hstore(o.*) FROM audit_old o),
-                                        ARRAY(SELECT hstore(n.*) FROM audit_new n)) AS p(o, n))
+      IF partitioned AND (SELECT count(*) FROM audit_old) <> (SELECT count(*) FROM audit_new) THEN
+        -- An old image without its new one: positions no longer pair.
+        INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
+                                 table_name, row_key, old_values, new_values, detail)
+        SELECT CASE WHEN d.n IS NULL THEN 'DELETE' WHEN d.o IS NULL THEN 'INSERT' ELSE 'UPDATE' END,
+               left(nullif(current_setting('audit.actor_id', true), ''), 256),
+               left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
+               left(nullif(current_setting('audit.user_agent', true), ''), 512),
+               left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
+               hstore_to_jsonb(slice(coalesce(d.n, d.o), keys)),
+               hstore_to_jsonb(CASE WHEN d.n IS NULL THEN delete(d.o, excluded)
+                                    WHEN d.o IS NOT NULL THEN slice(d.o, akeys(delete(d.n - d.o, excluded))) END),
+               hstore_to_jsonb(CASE WHEN d.o IS NULL THEN delete(d.n, excluded)
+                                    WHEN d.n IS NOT NULL THEN delete(d.n - d.o, excluded) END),
+               CASE WHEN d.o IS NULL OR d.n IS NULL
+                    THEN coalesce(extra, '{}') || '{"unpaired_update": true}' ELSE extra END
+        FROM (SELECT o.h AS o, n.h AS n
+              FROM (SELECT hstore(x.*) AS h FROM audit_old x OFFSET 0) o
+              FULL JOIN (SELECT hstore(y.*) AS h FROM audit_new y OFFSET 0) n
+                ON slice(o.h, keys) = slice(n.h, keys)) d
+        WHERE d.o IS NULL OR d.n IS NULL OR delete(d.n - d.o, excluded) <> '';
+      ELSE
+        -- changed: the new values that differ from the old, minus excluded columns.
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, old_row_key, old_values, new_values, detail)
-        SELECT 'UPDATE', actor_id, actor_name, ip, user_agent, request_id, tbl,
-               hstore_to_jsonb(slice(d.n, keys)),
-               CASE WHEN d.changed ?| keys THEN hstore_to_jsonb(slice(d.o, keys)) END,
+        SELECT 'UPDATE', left(nullif(current_setting('audit.actor_id', true), ''), 256),
+               left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
+               left(nullif(current_setting('audit.user_agent', true), ''), 512),
+               left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
+               hstore_to_jsonb(slice(d.n, d.k)),
+               CASE WHEN d.changed ?| d.k THEN hstore_to_jsonb(slice(d.o, d.k)) END,
                hstore_to_jsonb(slice(d.o, akeys(d.changed))), hstore_to_jsonb(d.changed), extra
-        FROM (SELECT p.o, p.n, delete(p.n - p.o, excluded) AS changed FROM p OFFSET 0) d
-        WHERE d.changed <> '' AND NOT EXISTS (SELECT FROM p WHERE p.o IS NULL OR p.n IS NULL);
-        IF NOT FOUND AND (SELECT count(*) FROM audit_old) <> (SELECT count(*) FROM audit_new) THEN
-            INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
-                                     table_name, row_key, old_row_key, old_values, new_values, detail)
-            SELECT CASE WHEN d.n IS NULL THEN 'DELETE' WHEN d.o IS NULL THEN 'INSERT' ELSE 'UPDATE' END,
-                   actor_id, actor_name, ip, user_agent, request_id, tbl,
-                   hstore_to_jsonb(slice(coalesce(d.n, d.o), keys)), NULL,
-                   hstore_to_jsonb(CASE WHEN d.n IS NULL THEN delete(d.o, excluded)
-                                        WHEN d.o IS NOT NULL THEN slice(d.o, akeys(delete(d.n - d.o, excluded))) END),
-                   hstore_to_jsonb(CASE WHEN d.o IS NULL THEN delete(d.n, excluded)
-                                        WHEN d.n IS NOT NULL THEN delete(d.n - d.o, excluded) END),
-                   CASE WHEN d.o IS NULL OR d.n IS NULL
-                        THEN coalesce(extra, '{}') || '{"unpaired_update": true}' ELSE extra END
-            FROM (SELECT o.h AS o, n.h AS n
-                  FROM (SELECT hstore(x.*) AS h FROM audit_old x OFFSET 0) o
-                  FULL JOIN (SELECT hstore(y.*) AS h FROM audit_new y OFFSET 0) n
-                    ON slice(o.h, keys) = slice(n.h, keys)) d
-            WHERE d.o IS NULL OR d.n IS NULL OR delete(d.n - d.o, excluded) <> '';
-        END IF;
+        FROM (SELECT p.o, p.n, delete(p.n - p.o, excluded) AS changed,
+                     CASE WHEN p.n ?& keys THEN keys ELSE audit.primary_key_names(TG_RELID) END AS k
+              FROM unnest(ARRAY(SELECT hstore(o.*) FROM audit_old o),
+                          ARRAY(SELECT hstore(n.*) FROM audit_new n)) AS p(o, n)
+              OFFSET 0) d
+        WHERE d.changed <> '';
+      END IF;
     ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, new_values, detail)
-        SELECT 'INSERT', actor_id, actor_name, ip, user_agent, request_id, tbl,
-               hstore_to_jsonb(slice(s.h, keys)), hstore_to_jsonb(delete(s.h, excluded)), extra
+        SELECT 'INSERT', left(nullif(current_setting('audit.actor_id', true), ''), 256),
+               left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
+               left(nullif(current_setting('audit.user_agent', true), ''), 512),
+               left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
+               hstore_to_jsonb(slice(s.h, CASE WHEN s.h ?& keys THEN keys ELSE audit.primary_key_names(TG_RELID) END)),
+               hstore_to_jsonb(delete(s.h, excluded)), extra
         FROM (SELECT hstore(n.*) AS h FROM audit_new n OFFSET 0) s;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, old_values, detail)
-        SELECT 'DELETE', actor_id, actor_name, ip, user_agent, request_id, tbl,
-               hstore_to_jsonb(slice(s.h, keys)), hstore_to_jsonb(delete(s.h, excluded)), extra
+        SELECT 'DELETE', left(nullif(current_setting('audit.actor_id', true), ''), 256),
+               left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
+               left(nullif(current_setting('audit.user_agent', true), ''), 512),
+               left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
+               hstore_to_jsonb(slice(s.h, CASE WHEN s.h ?& keys THEN keys ELSE audit.primary_key_names(TG_RELID) END)),
+               hstore_to_jsonb(delete(s.h, excluded)), extra
         FROM (SELECT hstore(o.*) AS h FROM audit_old o OFFSET 0) s;
     ELSE
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id, table_name, detail)
-        VALUES ('TRUNCATE', actor_id, actor_name, ip, user_agent, request_id, tbl, extra);
+        VALUES ('TRUNCATE', left(nullif(current_setting('audit.actor_id', true), ''), 256),
+                left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
+                left(nullif(current_setting('audit.user_agent', true), ''), 512),
+                left(nullif(current_setting('audit.request_id', true), ''), 128), tbl, extra);
     END IF;
     RETURN NULL;
 END

@@ -204,10 +204,13 @@ BEGIN
              WHERE a.attrelid = rel AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
         END IF;
         IF builtin THEN
-            -- Parse with the column's own (builtin) type and print it back, as
-            -- capture does; to_jsonb of the value is what older events hold.
+            -- Parse with the column's own (builtin) type and print it back with
+            -- its output function, as capture does (format's %s; a cast to text
+            -- differs: true::text is 'true' where capture holds 't', an inet
+            -- gains /32, char(n) loses its padding); to_jsonb of the value is
+            -- what older events hold.
             BEGIN
-                EXECUTE format('SELECT pg_catalog.jsonb_build_object(%L, x::pg_catalog.text), '
+                EXECUTE format('SELECT pg_catalog.jsonb_build_object(%L, pg_catalog.format(''%%s'', x)), '
                                'pg_catalog.jsonb_build_object(%L, pg_catalog.to_jsonb(x)) '
                                'FROM (SELECT %L::%s AS x) s', col, col, given, type_name)
                    INTO STRICT text_form, typed_form;

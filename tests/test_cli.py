@@ -18,11 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from pgtest import printed
 
 from pg_audit_schema._common import EXIT_ERROR
 from pg_audit_schema._export import csv_cell
 from pg_audit_schema.cli import main
-from pg_audit_schema.events import ANONYMOUS, EXPORT_COLUMNS, actor_label
+from pg_audit_schema.events import ANONYMOUS, EXPORT_COLUMNS, actor_label, value_text
 from pg_audit_schema.installer import latest_version
 
 SCRIPT = Path(sys.executable).parent / "pg-audit"
@@ -111,7 +112,7 @@ def test_track_and_untrack(
         app.execute("INSERT INTO t VALUES (1, 'secret', 'n')")
         assert su.execute(
             "SELECT new_values FROM audit.event WHERE action = 'INSERT'"
-        ).fetchone() == ({"id": 1},)
+        ).fetchone() == (printed({"id": 1}),)
         code, out, _ = run(capsys, dsn, "untrack", "t")
         assert code == 0 and "no longer tracking public.t" in out
         app.execute("INSERT INTO t VALUES (2, 'secret', 'n')")
@@ -485,12 +486,20 @@ def test_dsn_may_follow_the_command_as_the_contract_writes_it(
 
 
 def _exact_values(db: Any, roles: dict[str, str]) -> None:
+    """A captured row (values as their text), then the same numbers as JSON
+    numbers, as an event written before step 6 holds them."""
     with db.connect(roles["app"]) as app:
         app.execute("CREATE TABLE price (id int PRIMARY KEY, big numeric(30,10), unit numeric)")
         app.execute("SELECT audit.enable_tracking('price')")
         with app.transaction():
             app.execute("SELECT audit.set_context(actor_id => '7', ip => '203.0.113.9')")
             app.execute("INSERT INTO price VALUES (1, 12345678901234567890.1234567891, 12.50)")
+    with db.connect() as su:
+        su.execute(
+            "INSERT INTO audit.event (action, actor_id, ip, table_name, row_key, new_values) "
+            "VALUES ('INSERT', '7', '203.0.113.9', 'public.price', '{\"id\": 2}', "
+            "'{\"id\": 2, \"big\": 12345678901234567890.1234567891, \"unit\": 12.50}')"
+        )
 
 
 def test_export_writes_numbers_addresses_and_times_exactly_as_stored(
@@ -500,20 +509,30 @@ def test_export_writes_numbers_addresses_and_times_exactly_as_stored(
     dsn = db.conninfo(roles["reader"])
     code, out, err = run(capsys, dsn, "export", "--since", "1h")
     assert code == 0, err
-    line = out.splitlines()[-1]
-    assert '"big": 12345678901234567890.1234567891' in line, line
-    assert '"unit": 12.50' in line and '"ip":"203.0.113.9"' in line, line
-    event = json.loads(line, parse_float=decimal.Decimal)
-    assert event["new_values"]["unit"] == decimal.Decimal("12.50")
+    captured, legacy = out.splitlines()[-2:]
+    # Captured text stays a JSON string, byte for byte.
+    assert '"big": "12345678901234567890.1234567891"' in captured, captured
+    assert '"unit": "12.50"' in captured and '"ip":"203.0.113.9"' in captured, captured
+    event = json.loads(captured)
+    assert event["new_values"]["unit"] == "12.50"
     assert list(event) == list(EXPORT_COLUMNS)
     assert event["occurred_at"].endswith("+00:00")
+    # A JSON number of an older event keeps every digit and its scale.
+    assert '"big": 12345678901234567890.1234567891' in legacy, legacy
+    assert '"unit": 12.50' in legacy, legacy
+    event = json.loads(legacy, parse_float=decimal.Decimal)
+    assert event["new_values"]["unit"] == decimal.Decimal("12.50")
+    assert event["new_values"]["big"] == decimal.Decimal("12345678901234567890.1234567891")
     code, out, err = run(capsys, dsn, "export", "--since", "1h", "--format", "csv")
     assert code == 0, err
     records = list(csv.DictReader(io.StringIO(out, newline="")))
     assert list(records[0]) == list(EXPORT_COLUMNS)
-    assert "12345678901234567890.1234567891" in records[-1]["new_values"]
-    assert '"unit": 12.50' in records[-1]["new_values"]
-    assert records[-1]["ip"] == "203.0.113.9"
+    captured_values, legacy_values = (r["new_values"] for r in records[-2:])
+    assert '"big": "12345678901234567890.1234567891"' in captured_values
+    assert '"unit": "12.50"' in captured_values
+    assert '"big": 12345678901234567890.1234567891' in legacy_values
+    assert '"unit": 12.50' in legacy_values
+    assert records[-2]["ip"] == records[-1]["ip"] == "203.0.113.9"
 
 
 def test_tail_and_report_spell_values_addresses_and_who_as_export_does(
@@ -529,20 +548,39 @@ def test_tail_and_report_spell_values_addresses_and_who_as_export_does(
             app.execute("SELECT audit.set_context(ip => '198.51.100.4')")
             app.execute("INSERT INTO t VALUES (1, 1.10)")
         app.execute("UPDATE t SET v = 2.500")  # no context at all: the login did it
+    with db.connect() as su:  # the same change as an event before step 6 holds it
+        su.execute(
+            "INSERT INTO audit.event (action, db_role, table_name, row_key, old_values, "
+            "new_values) VALUES ('UPDATE', 'postgres', 'public.t', '{\"id\": 1}', "
+            "'{\"v\": 1.10}', '{\"v\": 2.500}')"
+        )
     with db.connect(roles["reader"]) as reader:
         rows = reader.execute(
             f"SELECT {select_list()} FROM audit.event "
             "WHERE table_name = 'public.t' AND action IN ('INSERT', 'UPDATE') ORDER BY id"
         ).fetchall()
     cols = list(EXPORT_COLUMNS)
-    insert, update = (one_line(exact(dict(zip(cols, r, strict=True)))) for r in rows)
+    insert, update, legacy = (one_line(exact(dict(zip(cols, r, strict=True)))) for r in rows)
     assert " by anonymous from 198.51.100.4 " in insert, insert
     assert f" by {roles['app']} db={roles['app']} " in update, update
-    assert "v: 1.10 -> 2.500" in update, update
+    # The text as captured, and an older event's JSON numbers, read the same.
+    assert 'public.t {"id":"1"} v: 1.10 -> 2.500' in update, update
+    assert 'public.t {"id":1} v: 1.10 -> 2.500' in legacy, legacy
     code, out, err = run(capsys, db.conninfo(roles["reader"]), "report", "--since", "1h")
     assert code == 0, err
     actors = out.split("Top actors", 1)[1].split("Failed-login bursts", 1)[0]
     assert "anonymous" in actors and roles["app"] in actors and "(anonymous)" not in actors
+
+
+def test_values_read_as_their_text_and_never_ambiguously() -> None:
+    assert value_text("12.50") == "12.50" and value_text("MUG-01") == "MUG-01"
+    assert value_text(decimal.Decimal("12345678901234567890.1234567891")) == (
+        "12345678901234567890.1234567891"
+    )
+    assert value_text(None) == "null" and value_text("null") == '"null"'
+    assert value_text("") == '""' and value_text("a -> b, c") == '"a -> b, c"'
+    assert value_text("x\ny") == '"x\\ny"' and value_text('"q"') == '"\\"q\\""'
+    assert value_text(True) == "true" and value_text({"a": decimal.Decimal("1.0")}) == '{"a":1.0}'
 
 
 def test_actor_label_is_one_vocabulary() -> None:

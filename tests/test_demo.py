@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -247,6 +248,13 @@ def test_summarise_shows_old_to_new_per_changed_column() -> None:
     assert summarise(None, {"sku": "MUG-01", "stock": 3}, None) == "sku=MUG-01 stock=3"
     assert summarise(None, None, {"username": "alice"}) == "username=alice"
     assert summarise({"name": "a b"}, {"name": None}, None) == 'name "a b"->null'
+    # Values as capture prints them, and the JSON numbers of older events, alike.
+    assert summarise(None, {"is_staff": "t", "last_name": "", "note": "null"}, None) == (
+        'is_staff=t last_name="" note="null"'
+    )
+    assert summarise({"price": Decimal("12.50")}, {"price": "11.00"}, None) == (
+        "price 12.50->11.00"
+    )
 
 
 def test_trail_table_aligns_and_fits_the_width() -> None:

@@ -1,9 +1,9 @@
 """Investigation functions of sql/0008_investigation.sql: a table however it is
 written, keys by value, clear errors instead of empty answers, index-driven reads.
 
-Data comes through tracked tables as the application role; events in the text
-form capture writes from step 6 on are inserted by the superuser where the
-installed capture does not write them yet.
+Data comes through tracked tables as the application role (values as their
+text, as capture records them from step 6 on); events in the typed form that
+capture wrote before step 6 are inserted by the superuser.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pgtest import printed
 from psycopg import errors
 
 
@@ -58,7 +59,7 @@ def test_a_table_is_found_however_it_is_written(
         assert reader.execute("SELECT audit.resolve_table(%s)", [name]).fetchone() == (
             "public.Item",
         ), name
-        assert history(reader, name, {"id": 1}) == [("INSERT", {"id": 1})], name
+        assert history(reader, name, {"id": 1}) == [("INSERT", printed({"id": 1}))], name
     for name in ("item", "sales.item", "SALES.ITEM", " sales.item "):
         assert reader.execute("SELECT audit.resolve_table(%s)", [name]).fetchone() == (
             "sales.item",
@@ -116,8 +117,8 @@ def test_a_dropped_table_keeps_its_history(
     app.execute("INSERT INTO gone VALUES (7, 'x')")
     app.execute("SELECT audit.disable_tracking('gone')")
     app.execute("DROP TABLE gone")
-    assert history(reader, "gone", {"id": 7}) == [("INSERT", {"id": 7})]
-    assert history(reader, "gone", {"id": "7"}) == [("INSERT", {"id": 7})]
+    assert history(reader, "gone", {"id": 7}) == [("INSERT", printed({"id": 7}))]
+    assert history(reader, "gone", {"id": "7"}) == [("INSERT", printed({"id": 7}))]
     assert reader.execute(
         "SELECT new_value FROM audit.last_change('gone', '{\"id\": 7}', 'v')"
     ).fetchall() == [("x",)]
@@ -127,19 +128,25 @@ def test_keys_match_by_value_whatever_json_type_the_caller_used(
     db: Any, app: psycopg.Connection, reader: psycopg.Connection
 ) -> None:
     app.execute("CREATE TABLE price (id numeric(10,2) PRIMARY KEY, amount numeric(30,10))")
+    app.execute("INSERT INTO price VALUES (1, 12345678901234567890.1234567891)")
     app.execute("SELECT audit.enable_tracking('price')")
-    app.execute("INSERT INTO price VALUES (1, 12345678901234567890.1234567891)")  # typed JSON
-    with db.connect() as su:  # as capture records values from step 6 on: their text output
+    with db.connect() as su:  # the INSERT as capture recorded it before step 6: typed JSON
         su.execute(
-            "INSERT INTO audit.event (action, table_name, row_key, old_values, new_values) "
-            "VALUES ('UPDATE', 'public.price', '{\"id\": \"1.00\"}', "
-            "'{\"amount\": \"12345678901234567890.1234567891\"}', '{\"amount\": \"12.50\"}')"
+            "INSERT INTO audit.event (action, table_name, row_key, new_values) "
+            "VALUES ('INSERT', 'public.price', '{\"id\": 1.00}', "
+            "'{\"id\": 1.00, \"amount\": 12345678901234567890.1234567891}')"
         )
+        before_update = su.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+    app.execute("UPDATE price SET amount = 12.50")  # captured: each value's text output
     for key in ({"id": 1}, {"id": "1"}, {"id": 1.0}, {"id": "1.00"}, {"id": "1.000"}):
         assert [a for a, _ in history(reader, "price", key)] == ["INSERT", "UPDATE"], key
     assert reader.execute(
         "SELECT old_value, new_value FROM audit.last_change('price', '{\"id\": 1}', 'amount')"
-    ).fetchone() == ("12345678901234567890.1234567891", "12.50")
+    ).fetchone() == ("12345678901234567890.1234567891", "12.5000000000")
+    # Replayed from the typed INSERT, every digit of its numbers kept.
+    assert reader.execute(
+        "SELECT audit.row_as_of('price', '{\"id\": \"1\"}', %s)::text", [before_update]
+    ).fetchone() == ('{"id": 1.00, "amount": 12345678901234567890.1234567891}',)
     assert reader.execute(
         "SELECT audit.key_forms('public.price', '{\"id\": 42}')::text"
     ).fetchone() == ('{"{\\"id\\": \\"42.00\\"}","{\\"id\\": 42.00}"}',)
@@ -160,15 +167,16 @@ def test_composite_and_text_keys_match_in_both_forms(
     app.execute(
         "CREATE TABLE stock (shop int, sku text, tint colour, n int, PRIMARY KEY (shop, sku, tint))"
     )
-    app.execute("SELECT audit.enable_tracking('stock')")
     app.execute("INSERT INTO stock VALUES (3, 'MUG-01', 'red', 1)")
-    with db.connect() as su:
+    app.execute("SELECT audit.enable_tracking('stock')")
+    with db.connect() as su:  # the INSERT as capture recorded it before step 6: typed JSON
         su.execute(
-            "INSERT INTO audit.event (action, table_name, row_key, old_values, new_values) "
-            "VALUES ('UPDATE', 'public.stock', "
-            "'{\"shop\": \"3\", \"sku\": \"MUG-01\", \"tint\": \"red\"}', '{\"n\": \"1\"}', "
-            "'{\"n\": \"2\"}')"
+            "INSERT INTO audit.event (action, table_name, row_key, new_values) "
+            "VALUES ('INSERT', 'public.stock', "
+            "'{\"shop\": 3, \"sku\": \"MUG-01\", \"tint\": \"red\"}', "
+            "'{\"shop\": 3, \"sku\": \"MUG-01\", \"tint\": \"red\", \"n\": 1}')"
         )
+    app.execute("UPDATE stock SET n = 2")  # captured: {"shop": "3", ...}
     for key in (
         {"shop": 3, "sku": "MUG-01", "tint": "red"},
         {"shop": "3", "sku": "MUG-01", "tint": "red"},
@@ -176,6 +184,40 @@ def test_composite_and_text_keys_match_in_both_forms(
     ):
         assert [a for a, _ in history(reader, "stock", key)] == ["INSERT", "UPDATE"], key
     assert history(reader, "stock", {"shop": 3, "sku": "mug-01", "tint": "red"}) == []
+
+
+def test_keys_match_as_their_output_function_prints_them_not_as_a_cast_to_text(
+    db: Any, app: psycopg.Connection, reader: psycopg.Connection
+) -> None:
+    """Capture prints values with their type's output function: t for true
+    (true::text is 'true'), 10.0.0.1 for an inet (::text adds /32), char(4)
+    padded (::text trims it). A caller's key must find them, and the typed
+    form of an older event too."""
+    app.execute(
+        "CREATE TABLE tag (on_sale bool, addr inet, code char(4), n int, "
+        "PRIMARY KEY (on_sale, addr, code))"
+    )
+    app.execute("INSERT INTO tag VALUES (true, '10.0.0.1', 'ab', 1)")
+    app.execute("SELECT audit.enable_tracking('tag')")
+    with db.connect() as su:  # the INSERT as capture recorded it before step 6: typed JSON
+        su.execute(
+            "INSERT INTO audit.event (action, table_name, row_key, new_values) "
+            "SELECT 'INSERT', 'public.tag', to_jsonb(k), to_jsonb(t) FROM tag t, "
+            "LATERAL (SELECT t.on_sale, t.addr, t.code) k"
+        )
+    app.execute("UPDATE tag SET n = 2")
+    assert reader.execute(
+        "SELECT row_key FROM audit.event WHERE table_name = 'public.tag' AND action = 'UPDATE'"
+    ).fetchone() == ({"on_sale": "t", "addr": "10.0.0.1", "code": "ab  "},)
+    for key in (
+        {"on_sale": True, "addr": "10.0.0.1", "code": "ab"},
+        {"on_sale": "true", "addr": "10.0.0.1/32", "code": "ab  "},
+        {"on_sale": "t", "addr": "10.0.0.1", "code": "ab"},
+    ):
+        assert [a for a, _ in history(reader, "tag", key)] == ["INSERT", "UPDATE"], key
+        assert reader.execute(
+            "SELECT new_value FROM audit.last_change('tag', %s::jsonb, 'n')", [json.dumps(key)]
+        ).fetchone() == ("2",), key
 
 
 def test_last_change_refuses_columns_the_table_does_not_have_or_excludes(
