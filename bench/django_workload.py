@@ -224,11 +224,11 @@ def history_rows(library: str) -> int | None:
 def who_and_where(library: str) -> str | None:
     """What the newest history row says about user and address (request workload)."""
     queries = {
-        "django_bridge": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || ip) "
+        "django_bridge": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || host(ip)) "
         "FROM audit.event WHERE table_name = 'public.benchapp_item' ORDER BY id DESC LIMIT 1",
         "pghistory": "SELECT c.metadata::text FROM benchapp_itemevent e "
         "LEFT JOIN pghistory_context c ON c.id = e.pgh_context_id ORDER BY e.pgh_id DESC LIMIT 1",
-        "auditlog": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || remote_addr) "
+        "auditlog": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || host(remote_addr)) "
         "FROM auditlog_logentry ORDER BY id DESC LIMIT 1",
         "auditrum": "SELECT c.metadata::text FROM auditlog a "
         "LEFT JOIN audit_context c ON c.id = a.context_id "
