@@ -128,11 +128,16 @@ def test_smoke_runs_every_level_and_the_report_renders(smoke_results) -> None:  
     assert set(ours) == {"create", "update", "delete", "queryset_update", "bulk_create", "request"}
     # database triggers see what signals miss: QuerySet.update() and bulk_create()
     assert {w: r["capture"] for w, r in ours.items()} == {w: "captured" for w in ours}
+    # the server is local: every workload has the CPU of Django and of its backend
+    assert all(r["cpu_us_per_op"]["median"] > 0 for r in ours.values()), ours
 
     rp = data["reporting"]
     assert rp["log"]["events"] == 20_000
     core = [q for q in rp["queries"] if q["query"].startswith("core:")]
     assert core and all(q["status"] == "ok" for q in core), core
+    # key lookups timed again on a log written after step 6 only
+    again = [q for q in rp["queries"] if "since step 0006" in q["query"]]
+    assert len(again) == 4 and all(q["status"] == "ok" for q in again), again
 
     if rp["admin"].get("status") == "ok":
         assert {p["http_status"] for p in rp["admin"]["pages"].values()} == {200}, rp["admin"]
