@@ -126,6 +126,17 @@ def run(
                 "capture": status,
                 "us_per_op": summarize([s / expected * 1e6 for s in secs]),
                 "cpu_us_per_op": summarize([c / expected * 1e6 for c in cpu if c is not None]),
+                # the two parts of it: Django's process, and its database backend
+                "client_cpu_us_per_op": summarize(
+                    [r[wl]["client_cpu_s"] / expected * 1e6 for r in runs]
+                ),
+                "server_cpu_us_per_op": summarize(
+                    [
+                        r[wl]["server_cpu_s"] / expected * 1e6
+                        for r in runs
+                        if r[wl].get("server_cpu_s") is not None
+                    ]
+                ),
                 "history_rows_per_rep": [r[wl]["history_rows"] for r in runs],
             }
             if lib != "none" and len(base) == len(secs):

@@ -397,6 +397,20 @@ def _django(dj: dict[str, Any]) -> list[str]:
                              f"{_n(r['us_per_op'], 1)} us wall")
         rows.append(cells)
     out.append(_table(["workload", *libs], rows))
+    split = []
+    for wl in ["create", "update", "delete", "queryset_update", "bulk_create", "request"]:
+        cells = [wl]
+        for lib in libs:
+            r = next((x for x in dj["results"] if x["workload"] == wl and x["library"] == lib), None)
+            cells.append(
+                f"{_n(r['client_cpu_us_per_op'], 1)} + {_n(r['server_cpu_us_per_op'], 1)}"
+                if r and r.get("client_cpu_us_per_op") and r.get("server_cpu_us_per_op")
+                else "-"
+            )
+        split.append(cells)
+    if any(c != "-" for row in split for c in row[1:]):
+        out.append("Where that CPU goes: microseconds per operation in the Django process + in its database backend (medians).\n")
+        out.append(_table(["workload", *libs], split))
     who = ["What each library recorded about the last request (user and address):\n"]
     for lib in libs:
         r = next((x for x in dj["results"] if x["workload"] == "request" and x["library"] == lib), None)
