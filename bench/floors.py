@@ -437,6 +437,10 @@ def run_single(target: Target, db: str, app_role: str, cfg: FloorConfig) -> dict
         "statements_per_call": n,
         "reps": cfg.single_reps,
         **summarize_single(raw, wall, events),
+        # CPU us per statement of every repetition, in order, for a closer look
+        "raw_cpu_us": {
+            op: {v: [round(x, 2) for x in xs] for v, xs in by_v.items()} for op, by_v in raw.items()
+        },
     }
 
 
@@ -481,6 +485,12 @@ def summarize_single(
                     # tracked overhead as a multiple of the floor's, per repetition
                     "ratio": summarize([r for r in per_rep if r is not None]),
                     "reps_without_floor_overhead": sum(r is None for r in per_rep),
+                    # the same from each variant's fastest repetition: what a quiet
+                    # machine would show (load slows long code paths more)
+                    "ratio_of_fastest": _ratio(
+                        min(by_v["tracked"]) - min(base),
+                        min(by_v[f"{floor}_{cheapest}"]) - min(base),
+                    ),
                 }
             )
     return {"variants": variants, "ratios": ratios}
@@ -569,6 +579,9 @@ def run_bulk(target: Target, db: str, app_role: str, cfg: FloorConfig) -> dict[s
                         )
                         if r is not None
                     ]
+                ),
+                "ratio_of_fastest": _ratio(
+                    min(cpu["tracked"]) - min(base), min(cpu["log_stmt"]) - min(base)
                 ),
                 # plain time ratios against untracked
                 "tracked_vs_untracked": summarize(
