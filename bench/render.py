@@ -243,7 +243,8 @@ def _floors(sq: dict[str, Any]) -> list[str]:
         for floor in ("noop", "log", "heap"):
             r = _ratio_row(fs, op, floor)
             cells.append("-" if not r or not r["ratio"] else
-                         f"{_r(r['ratio'], 1, 'x')}, {r['level']}{_fastest(r).replace('; fastest repetitions', '; fastest')}")
+                         f"{_r(r['ratio'], 1, 'x')}, {r['level']}"
+                         + (f"; fastest {r['ratio_of_fastest']:.1f}x" if r.get("ratio_of_fastest") else ""))
         rows.append(cells)
     out.append(_table(["statement", "vs no-op", "vs same log (target <= 2.0x)",
                        "vs bare heap (target <= 4.0x)"], rows))
