@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmark suite and write the results file.
 
-bench/run                    # full run (about 12 minutes on 2 cores)
+bench/run                    # full run (about 7 minutes on 2 cores)
 bench/run --smoke            # seconds; what CI runs
 bench/run --full-reporting   # the reporting level on 10M events instead of 1M
 """
