@@ -21,15 +21,24 @@ EARLIER_THAN = (
 
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .routing import allows_schema, schema_databases
+
     messages: list[checks.CheckMessage] = []
     for alias in connections:
-        if connections[alias].vendor != "postgresql":
+        if connections[alias].vendor != "postgresql" and allows_schema(alias):
             messages.append(checks.Error(
-                f"database {alias!r} is not PostgreSQL ({connections[alias].vendor})",
+                f"database {alias!r} is not PostgreSQL ({connections[alias].vendor}) but the "
+                "routers let django_bridge migrate there",
                 hint="pg-audit records events with PostgreSQL triggers; use "
-                     "django.db.backends.postgresql, or route django_bridge away from this "
-                     "database.",
+                     "django.db.backends.postgresql, or make your router's allow_migrate() "
+                     "return False for app 'django_bridge' on this database.",
                 id="pg_audit.E001"))
+    if not schema_databases():
+        messages.append(checks.Error(
+            "no PostgreSQL database holds the audit schema: events have nowhere to go",
+            hint="Add a django.db.backends.postgresql database and let django_bridge "
+                 "migrate there (DATABASE_ROUTERS allow_migrate).",
+            id="pg_audit.E002"))
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
     if MIDDLEWARE not in middleware:
         messages.append(checks.Warning(
@@ -73,10 +82,13 @@ def check_database(app_configs: Any = None, databases: Any = None,
     from pg_audit_schema.installer import latest_version
 
     messages: list[checks.CheckMessage] = []
+    from .routing import schema_databases
+
+    homes = schema_databases()
     for alias in databases or []:
-        connection = connections[alias]
-        if connection.vendor != "postgresql":
+        if alias not in homes:
             continue
+        connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user), "
@@ -110,4 +122,27 @@ def check_database(app_configs: Any = None, databases: Any = None,
                 "rests on triggers alone",
                 hint="REVOKE audit_owner FROM the application's login role; grant audit_writer.",
                 id="pg_audit.W021"))
+    return messages
+
+
+@checks.register(checks.Tags.admin)
+def check_history_buttons(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A tracked model in the admin without the Audit trail button is easy to miss."""
+    from django.apps import apps
+    from django.contrib import admin
+
+    from .admin import AuditHistoryMixin
+    from .tracking import AuditCapture
+
+    messages: list[checks.CheckMessage] = []
+    for model in apps.get_models():
+        if not any(isinstance(t, AuditCapture) for t in getattr(model._meta, "triggers", ())):
+            continue
+        model_admin = admin.site._registry.get(model)  # get_model_admin() is Django 5+
+        if model_admin is not None and not isinstance(model_admin, AuditHistoryMixin):
+            messages.append(checks.Info(
+                f"{model._meta.label} is tracked, but its admin page has no Audit trail button",
+                hint="Add django_bridge.admin.AuditHistoryMixin to the bases of "
+                     f"{type(model_admin).__name__}, or silence pg_audit.I040.",
+                obj=type(model_admin), id="pg_audit.I040"))
     return messages

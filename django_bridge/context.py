@@ -60,6 +60,8 @@ class AuditContext:
         # The database connections this context sent its settings on; see sending.py.
         self.sent: set[Any] = set()
         self.busy = False
+        # Events to write when the context ends (handlers.flush_pending): (alias, context, params).
+        self.pending: list[tuple[str, list[str], list[Any]]] = []
 
     def values(self) -> ContextValues:
         raise NotImplementedError
@@ -140,6 +142,8 @@ def audit_context(
         yield values
     finally:
         _current.reset(token)
+        from .handlers import flush_pending
         from .sending import clear_leftovers
 
         clear_leftovers(ctx)
+        flush_pending(ctx)

@@ -2,28 +2,41 @@
 
 LOGIN and LOGOUT are written in the request's own transaction. LOGIN_FAILED
 must survive a rollback of that transaction (the view may raise after the
-signal, ATOMIC_REQUESTS then rolls everything back): inside an atomic block
-it is written on a separate short-lived connection that commits at once.
+signal, ATOMIC_REQUESTS then rolls everything back) and must never wait for a
+second connection from the pool or proxy that the request already holds a
+connection of: inside an atomic block it is kept on the request's (or job's)
+context and written when the request or job ends, on the same connection,
+after the view's transaction is over. A transaction still open then (a test's
+outer atomic block, a caller's transaction) holds it like any other write.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db import connections
 from django.db.backends.signals import connection_created
 
-from .context import LIMITS, ContextValues, actor_of, clean, current
-from .sending import CONTEXT_SQL, install_wrapper
+from .context import LIMITS, AuditContext, ContextValues, actor_of, clean, current
+from .routing import event_database
+from .sending import CONTEXT_SQL, NAMES, install_wrapper
+
+logger = logging.getLogger("django_bridge")
 
 USERNAME_LIMIT = 150
 
 LOG_SQL = (
     "SELECT audit.log_event(action => %s, actor_id => %s, actor_name => %s, detail => %s::jsonb)"
 )
+
+
+SAVED_SQL = "SELECT " + ", ".join(
+    f"coalesce(pg_catalog.current_setting('audit.{name}', true), '')" for name in NAMES)
 
 
 def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
@@ -34,48 +47,82 @@ def _request_values(request: Any) -> ContextValues:
     ctx = current()
     if ctx is not None:
         return ctx.values()
-    if request is None:
+    # Custom backends, GraphQL resolvers and tests pass None or objects of their own.
+    if not isinstance(getattr(request, "META", None), Mapping):
         return ContextValues()
     from .middleware import request_context
 
     return request_context(request).values()
 
 
-def _alias() -> str:
-    return router.db_for_write(get_user_model()) or DEFAULT_DB_ALIAS
-
-
 def log_auth_event(
     action: str, values: ContextValues, actor: tuple[str, str], detail: dict[str, Any] | None,
     durable: bool = False,
 ) -> None:
-    alias = _alias()
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
+    alias = event_database()
+    if alias is None:
+        logger.error("pg-audit: no PostgreSQL database holds the audit schema (check "
+                     "pg_audit.E002); %s event not recorded: %s", action, detail or "")
         return
     context = [*values]
     context[0], context[1] = actor  # the event's actor is the context's actor too
-    params = [action, actor[0] or None, actor[1] or None,
-              json.dumps(detail) if detail is not None else None]
-    if durable and connection.in_atomic_block:
-        side = connections.create_connection(alias)
-        try:
-            side.ensure_connection()
-            side.set_autocommit(False)
-            with side.cursor() as cursor:
-                cursor.execute(CONTEXT_SQL, context)
-                cursor.execute(LOG_SQL, params)
-            side.commit()
-        finally:
-            side.close()
+    event = (alias, context, [action, actor[0] or None, actor[1] or None,
+                              json.dumps(detail) if detail is not None else None])
+    ctx = current()
+    if durable and ctx is not None and connections[alias].in_atomic_block:
+        ctx.pending.append(event)
         return
-    from django.db import transaction
+    _write(*event)
 
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute(CONTEXT_SQL, context)
-        cursor.execute(LOG_SQL, params)
-    # The settings now hold this event's actor: the next write sends its own.
-    connection.pg_audit_sent = None
+
+def _write(alias: str, context: list[str], params: list[Any]) -> None:
+    """One auth event, on the driver's cursor: like the context (sending.py), the bridge's
+    own statements are never recorded by Django, so a project's query counts and SQL logs
+    around authenticate() stay its own."""
+    connection = connections[alias]
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        if connection.get_autocommit():
+            cursor.execute("BEGIN")
+            try:
+                _log(cursor, context, params)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+        else:
+            # Inside the caller's transaction: a savepoint keeps a failure from aborting
+            # it, and the settings found there are put back, so a later write of the same
+            # transaction is not attributed to this event's actor.
+            cursor.execute("SAVEPOINT pg_audit_event")
+            try:
+                cursor.execute(SAVED_SQL)
+                saved = list(cursor.fetchone())
+                _log(cursor, context, params)
+                cursor.execute(CONTEXT_SQL, saved)
+            except BaseException:
+                cursor.execute("ROLLBACK TO SAVEPOINT pg_audit_event")
+                raise
+            finally:
+                cursor.execute("RELEASE SAVEPOINT pg_audit_event")
+    connection.pg_audit_sent = None  # the next write sends its own context
+
+
+def _log(cursor: Any, context: list[str], params: list[Any]) -> None:
+    cursor.execute(CONTEXT_SQL, context)
+    cursor.execute(LOG_SQL, params)
+
+
+def flush_pending(ctx: AuditContext) -> None:
+    """Writes the events kept until the request or job ended (see the module's doc)."""
+    while ctx.pending:
+        alias, context, params = ctx.pending.pop(0)
+        try:
+            _write(alias, context, params)
+        except Exception:
+            # The response must still go out; the event is in the log file at least.
+            logger.exception("pg-audit: %s event could not be recorded: %s", params[0],
+                             params[3])
 
 
 def _on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

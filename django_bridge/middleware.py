@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 
 from . import client
 from .context import LIMITS, RequestContext, _current, clean, new_request_id
+from .handlers import flush_pending
 from .sending import clear_leftovers
 
 logger = logging.getLogger("django_bridge")
@@ -71,6 +72,7 @@ class AuditContextMiddleware:
         finally:
             _current.reset(token)
             clear_leftovers(ctx)
+            flush_pending(ctx)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         ctx = request_context(request)
@@ -80,6 +82,11 @@ class AuditContextMiddleware:
             return await response
         finally:
             _current.reset(token)
-            if ctx.sent:
+            if ctx.sent or ctx.pending:
                 # The connections live in the thread that ran the ORM calls.
-                await sync_to_async(clear_leftovers, thread_sensitive=True)(ctx)
+                await sync_to_async(_end, thread_sensitive=True)(ctx)
+
+
+def _end(ctx: RequestContext) -> None:
+    clear_leftovers(ctx)
+    flush_pending(ctx)

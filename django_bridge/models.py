@@ -8,6 +8,8 @@ by month. So the model is unmanaged, and every write path Django offers
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any, NamedTuple, NoReturn
 
 from django.db import models
@@ -46,6 +48,14 @@ class TransactionIdField(models.Field):  # type: ignore[type-arg]
 
     def get_prep_value(self, value: Any) -> str | None:
         return None if value is None else str(int(value))
+
+
+class ExactJSONDecoder(json.JSONDecoder):
+    """JSON numbers as Decimal: 12.50 stays 12.50, no digit is lost to a float."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("parse_float", Decimal)
+        super().__init__(*args, **kwargs)
 
 
 class AuditEventQuerySet(models.QuerySet):  # type: ignore[type-arg]
@@ -92,10 +102,12 @@ class AuditEvent(models.Model):
     db_role = models.TextField()
     application_name = models.TextField(null=True)
     table_name = models.TextField(null=True)
-    row_key = models.JSONField(null=True)
-    old_values = models.JSONField(null=True)
-    new_values = models.JSONField(null=True)
-    detail = models.JSONField(null=True)
+    row_key = models.JSONField(null=True, decoder=ExactJSONDecoder)
+    old_values = models.JSONField(null=True, decoder=ExactJSONDecoder)
+    new_values = models.JSONField(null=True, decoder=ExactJSONDecoder)
+    detail = models.JSONField(null=True, decoder=ExactJSONDecoder)
+    # For an UPDATE that changed the primary key: the key before (row_key is the new one).
+    old_row_key = models.JSONField(null=True, decoder=ExactJSONDecoder)
     txid = TransactionIdField("transaction id")
 
     objects = AuditEventManager()

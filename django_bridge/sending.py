@@ -5,12 +5,18 @@ connection is created) and does nothing unless a context is set (request
 middleware or audit_context). With a context, a statement that can write is
 preceded by one set_config() per setting, transaction-local (is_local true):
 
-- with psycopg's client-side binding cursor (Django's default), in the same
-  round trip: "SELECT set_config(...); <statement>" as one simple query, which
-  PostgreSQL runs as one transaction in autocommit mode; the cursor then
-  moves to the statement's own result;
-- otherwise (server-side binding, executemany) as its own statement first,
-  inside an atomic block when the connection is in autocommit mode.
+- in the same round trip, "SELECT set_config(...); <statement>" as one simple
+  query, which PostgreSQL runs as one transaction in autocommit mode, when the
+  driver binds parameters on the client (psycopg 3's default ClientCursor, and
+  psycopg2) and Django is not recording the SQL text;
+- otherwise (server-side binding, executemany, or DEBUG / CaptureQueriesContext
+  / assertNumQueries recording queries) as its own statement first, on the
+  driver's cursor (never through Django's, so it is not logged nor counted),
+  inside BEGIN ... COMMIT of its own when the connection is in autocommit mode.
+
+So the SQL text that Django logs and counts is the application's statement
+alone: user names, addresses and user agents never reach connection.queries,
+the django.db.backends logger or the debug toolbar.
 
 Reads are left alone: no statement is added to a plain SELECT. Within a
 transaction the context is sent again only when it changed (a user who logged
@@ -21,10 +27,9 @@ savepoint takes its settings with it).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
-
-from django.db import transaction
 
 from .context import AuditContext, ContextValues, current
 
@@ -34,12 +39,12 @@ _LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b", re.IGNORECA
 # libpq transaction status
 _IDLE, _INTRANS, _INERROR = 0, 2, 3
 
-_NAMES = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
+NAMES = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
 CONTEXT_SQL = "SELECT " + ", ".join(
-    f"pg_catalog.set_config('audit.{name}', %s, true)" for name in _NAMES
+    f"pg_catalog.set_config('audit.{name}', %s, true)" for name in NAMES
 )
 _NAMED_SQL = "SELECT " + ", ".join(
-    f"pg_catalog.set_config('audit.{name}', %(_pg_audit_{name})s, true)" for name in _NAMES
+    f"pg_catalog.set_config('audit.{name}', %(_pg_audit_{name})s, true)" for name in NAMES
 )
 
 
@@ -59,12 +64,17 @@ def _status(connection: Any) -> int:
     return int(pgconn.transaction_status if pgconn is not None else raw.info.transaction_status)
 
 
-def _client_cursor(cursor: Any) -> bool:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(cursor, psycopg.ClientCursor)
+def _psycopg3(cursor: Any) -> bool:
+    psycopg = sys.modules.get("psycopg")  # imported by Django when it is the driver
+    return psycopg is not None and isinstance(cursor, psycopg.Cursor)
+
+
+def _binds_on_client(cursor: Any) -> bool:
+    """psycopg 3's ClientCursor and psycopg2's cursor put the parameters in the text,
+    so one query string can carry two statements."""
+    if _psycopg3(cursor):
+        return isinstance(cursor, sys.modules["psycopg"].ClientCursor)
+    return True  # psycopg2, the other driver of Django's postgresql backend
 
 
 def audit_execute_wrapper(
@@ -92,17 +102,13 @@ def audit_execute_wrapper(
         last = getattr(connection, "pg_audit_sent", None)
         if last is not None and last[1] == values and savepoints[: len(last[0])] == last[0]:
             return execute(sql, params, many, context)
-    cursor = context["cursor"]  # Django's CursorWrapper; .cursor is the driver's
-    if not many and _client_cursor(cursor.cursor):
+    driver_cursor = context["cursor"].cursor  # Django's CursorWrapper wraps the driver's
+    if not many and not connection.queries_logged and _binds_on_client(driver_cursor):
         result = _send_combined(execute, sql, params, context, values)
-        cursor.cursor.nextset()
-    elif status == _IDLE and connection.get_autocommit():
-        with transaction.atomic(using=connection.alias):
-            cursor.execute(CONTEXT_SQL, list(values))
-            result = execute(sql, params, many, context)
+        if _psycopg3(driver_cursor):
+            driver_cursor.nextset()  # psycopg 3 keeps each statement's result; psycopg2 the last
     else:
-        cursor.execute(CONTEXT_SQL, list(values))
-        result = execute(sql, params, many, context)
+        result = _send_apart(execute, sql, params, many, context, values, status)
     if _status(connection) == _INTRANS:
         # Kept on the connection, not the context: a nested context that sends
         # or clears in between makes the outer one send again.
@@ -118,7 +124,7 @@ def _send_combined(
     values: ContextValues,
 ) -> Any:
     if isinstance(params, dict):
-        named = {f"_pg_audit_{n}": v for n, v in zip(_NAMES, values, strict=True)}
+        named = {f"_pg_audit_{n}": v for n, v in zip(NAMES, values, strict=True)}
         return execute(f"{_NAMED_SQL}; {sql}", {**params, **named}, False, context)
     if params is None:
         # Without parameters the statement's % signs are literal; with ours they
@@ -126,6 +132,27 @@ def _send_combined(
         sql = sql.replace("%", "%%")
         params = ()
     return execute(f"{CONTEXT_SQL}; {sql}", [*values, *params], False, context)
+
+
+def _send_apart(
+    execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any],
+    values: ContextValues, status: int,
+) -> Any:
+    connection = context["connection"]
+    with connection.connection.cursor() as cursor:
+        own = status == _IDLE and connection.get_autocommit()
+        if own:
+            cursor.execute("BEGIN")
+        try:
+            cursor.execute(CONTEXT_SQL, list(values))
+            result = execute(sql, params, many, context)
+        except BaseException:
+            if own:
+                cursor.execute("ROLLBACK")
+            raise
+        if own:
+            cursor.execute("COMMIT")
+    return result
 
 
 def clear_leftovers(ctx: AuditContext) -> None:
@@ -137,7 +164,7 @@ def clear_leftovers(ctx: AuditContext) -> None:
         try:
             if connection.connection is not None and _status(connection) == _INTRANS:
                 with connection.connection.cursor() as cursor:
-                    cursor.execute(CONTEXT_SQL, [""] * len(_NAMES))
+                    cursor.execute(CONTEXT_SQL, [""] * len(NAMES))
         except Exception:  # noqa: BLE001 - a broken connection has no context left to clear
             pass
     ctx.sent.clear()

@@ -1,4 +1,4 @@
-"""Declarative tracking with django-pgtrigger: the model's capture triggers, by audit.enable_tracking.
+"""Declarative tracking with django-pgtrigger: a model's capture triggers, by enable_tracking.
 
     class Invoice(models.Model):
         ...

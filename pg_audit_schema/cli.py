@@ -18,7 +18,10 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-import psycopg
+try:
+    import psycopg
+except ImportError:  # pg-audit[django] leaves the driver to the project (docs/django.md)
+    sys.exit("pg-audit: the command line needs psycopg 3: pip install 'pg-audit[cli]'")
 
 from . import _export, _report, _status, _tail
 from ._common import (

@@ -14,10 +14,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import psycopg
-
 from .errors import NotInstalled, PgAuditError
 from .events import EVENT_COLUMNS
+
+try:
+    import psycopg
+
+    _DriverError: type[Exception] = psycopg.Error
+except ImportError:  # a psycopg2 Django project: django_bridge.install runs install() itself
+    _DriverError = PgAuditError
 
 __all__ = [
     "EVENT_COLUMNS", "Step", "available_steps", "install", "installed_version", "latest_version",
@@ -111,7 +116,7 @@ def install(conn: psycopg.Connection) -> list[Step]:
                     applied.append(step)
             conn.execute(guards)
             conn.execute(finish)
-    except psycopg.Error as exc:
+    except _DriverError as exc:
         raise PgAuditError(f"installing the audit schema failed: {_one_line(exc)}") from exc
     return applied
 

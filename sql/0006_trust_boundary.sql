@@ -92,12 +92,25 @@ COMMENT ON FUNCTION audit.row_ref(text, jsonb) IS
     'pg-audit: 64-bit hash of a table name and a row key; find a row''s events with audit.row_ref(e.table_name, e.row_key) = audit.row_ref(tbl, key) AND e.table_name = tbl AND e.row_key = key';
 GRANT EXECUTE ON FUNCTION audit.row_ref(text, jsonb) TO PUBLIC;
 
-CREATE INDEX event_row_ref_idx ON audit.event (audit.row_ref(table_name, row_key))
-    WHERE table_name IS NOT NULL;
-COMMENT ON INDEX audit.event_row_ref_idx IS 'pg-audit: events of one row (audit.row_history, audit.last_change)';
-CREATE INDEX event_old_row_ref_idx ON audit.event (audit.row_ref(table_name, old_row_key))
+-- The index set is lean because every index costs every captured statement
+-- (docs/benchmarks.md measures each): a single-row INSERT into the log pays to
+-- open and prepare each index, a partial one included, whether or not the row
+-- goes into it. So: table and row in one index (also the table filter of
+-- viewers and the privilege report), the rare verbs (logins, TRUNCATE,
+-- TRACKING_*, DDL, ADMIN_*, RETENTION) in one partial index, and no index on
+-- request_id (a request's events are seconds apart: find them by request_id and
+-- a time window, through the BRIN index on occurred_at).
+CREATE INDEX event_row_ref_idx ON audit.event (table_name, audit.row_ref(table_name, row_key));
+COMMENT ON INDEX audit.event_row_ref_idx IS
+    'pg-audit: events of one table, and of one row (audit.row_history, audit.last_change, table filters)';
+CREATE INDEX event_old_row_ref_idx ON audit.event (table_name, audit.row_ref(table_name, old_row_key))
     WHERE old_row_key IS NOT NULL;
 COMMENT ON INDEX audit.event_old_row_ref_idx IS 'pg-audit: updates that moved a row away from a key';
+CREATE INDEX event_action_idx ON audit.event (action, occurred_at)
+    WHERE action NOT IN ('INSERT', 'UPDATE', 'DELETE');
+COMMENT ON INDEX audit.event_action_idx IS
+    'pg-audit: the rare verbs by time: logins, TRUNCATE, TRACKING_*, DDL, ADMIN_*, RETENTION, application events';
+DROP INDEX audit.event_auth_idx, audit.event_privilege_idx, audit.event_truncate_idx, audit.event_request_idx;
 
 -- Appending is audit_appender's alone. The owner keeps what maintenance needs
 -- (ALTER, DETACH, DROP, and the append-only triggers stop UPDATE, DELETE and
@@ -649,6 +662,20 @@ BEGIN
             END IF;
             EXIT WHEN offender IS NOT NULL;
         END LOOP;
+        -- Capture triggers whose names no longer match their columns (a renamed
+        -- key or excluded column, a dropped excluded column, triggers of an
+        -- earlier version) are made again, for the same columns by number.
+        IF offender IS NULL THEN
+            FOR rel IN SELECT DISTINCT c.objid::regclass AS relid, s.args
+                       FROM pg_event_trigger_ddl_commands() c
+                       CROSS JOIN LATERAL audit.capture_state(c.objid) s
+                       WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE'
+                         AND s.args IS NOT NULL AND NOT s.current LOOP
+                PERFORM audit.install_capture(rel.relid,
+                    CASE WHEN cardinality(rel.args) = 4 THEN audit.column_names(rel.relid, rel.args[3]::int2[])
+                         ELSE rel.args[1]::text[] END);
+            END LOOP;
+        END IF;
         -- Partitions created in or attached to a tracked table are tracked in
         -- the same command, by the same owner, like the table.
         IF offender IS NULL THEN
@@ -739,14 +766,17 @@ GRANT EXECUTE ON FUNCTION audit.column_names(regclass, int2[]) TO PUBLIC;
 -- cannot create in.
 --
 -- Names. An excluded column is excluded under its recorded name and under the
--- current name of its number, so a rename never lets it into the log. A key
--- column is taken by its recorded name while each row has that name, else from
--- the catalog. (The DDL guard also renews the arguments after a rename.)
+-- current name of its number, so a rename never lets it into the log. Key
+-- columns are taken by their recorded names; the DDL guard renews the arguments
+-- when a key column is renamed (without the guard, events name the row by the
+-- old key column until enable_tracking runs again: pg-audit status warns).
 --
--- Cost. Everything a statement needs is read once, in few PL/pgSQL steps, and
--- each kind of statement is one INSERT ... SELECT over its transition table: a
--- single-row statement costs about twice the cheapest trigger that writes one
--- constant event into the same log (docs/benchmarks.md).
+-- Cost. A statement pays mostly for starting its INSERT ... SELECT: every
+-- function and PL/pgSQL expression is set up (and its EXECUTE privilege
+-- checked) for each statement. So the common path evaluates few PL/pgSQL
+-- expressions, the rare ones (old triggers, excluded columns, partitions, an
+-- address, no context) are behind one test each, and each kind of statement is
+-- one query over its transition table (docs/benchmarks.md).
 --
 -- UPDATE pairing. PostgreSQL appends the old and the new image of each updated
 -- row to the two transition tables in the same step (AfterTriggerSaveEvent), so
@@ -767,58 +797,71 @@ AS $$
 -- like our variables: the variables win.
 #variable_conflict use_variable
 DECLARE
-    keys text[] := coalesce(CASE WHEN TG_NARGS = 4 THEN TG_ARGV[1] END::text[], audit.primary_key_names(TG_RELID));
-    excluded text[] := CASE WHEN TG_NARGS <> 4 THEN TG_ARGV[0]::text[]
-                            WHEN TG_ARGV[2] = '{}' THEN '{}'
-                            ELSE TG_ARGV[3]::text[] || audit.column_names(TG_RELID, TG_ARGV[2]::int2[]) END;
-    partitioned boolean := pg_partition_root(TG_RELID) IS NOT NULL;
+    keys text[] := TG_ARGV[1]::text[];
+    excluded text[] := TG_ARGV[3]::text[];
+    root regclass := pg_partition_root(TG_RELID);
     tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
-    ip_raw text := nullif(btrim(current_setting('audit.ip', true)), '');
+    ip_raw text := nullif(current_setting('audit.ip', true), '');
     ip inet;
     extra jsonb;
 BEGIN
-    IF partitioned THEN
-        -- A partition's events are its root's, by the root's live name.
-        tbl := array_to_string((pg_identify_object_as_address(1259, pg_partition_root(TG_RELID), 0)).object_names, '.');
-    END IF;
-    IF ip_raw IS NOT NULL THEN
-        ip := audit.parse_ip(ip_raw);
-        IF ip IS NULL THEN
-            extra := jsonb_build_object('ip_raw', left(ip_raw, 100));
+    IF TG_NARGS <> 4 OR TG_ARGV[2] <> '{}' OR root IS NOT NULL THEN
+        IF TG_NARGS <> 4 THEN
+            -- capture triggers of an earlier version: excluded columns by name
+            keys := audit.primary_key_names(TG_RELID);
+            excluded := TG_ARGV[0]::text[];
+        ELSIF TG_ARGV[2] <> '{}' THEN
+            excluded := excluded || audit.column_names(TG_RELID, TG_ARGV[2]::int2[]);
+        END IF;
+        IF root IS NOT NULL THEN
+            -- A partition's events are its root's, by the root's live name.
+            tbl := array_to_string((pg_identify_object_as_address(1259, root, 0)).object_names, '.');
         END IF;
     END IF;
-    -- Without application context (psql, cron) the statement says what was run;
-    -- quoted literals are withheld where a column is excluded.
-    IF coalesce(current_setting('audit.actor_id', true), '') = ''
-       AND coalesce(current_setting('audit.request_id', true), '') = '' THEN
-        extra := coalesce(extra, '{}') || jsonb_build_object('statement', audit.statement_text(excluded <> '{}'));
+    IF ip_raw IS NOT NULL OR coalesce(current_setting('audit.actor_id', true), '') = '' THEN
+        IF ip_raw IS NOT NULL THEN
+            ip := audit.parse_ip(btrim(ip_raw));
+            IF ip IS NULL THEN
+                extra := jsonb_build_object('ip_raw', left(ip_raw, 100));
+            END IF;
+        END IF;
+        -- Without application context (psql, cron) the statement says what was
+        -- run; quoted literals are withheld where a column is excluded.
+        IF coalesce(current_setting('audit.actor_id', true), '') = ''
+           AND coalesce(current_setting('audit.request_id', true), '') = '' THEN
+            extra := coalesce(extra, '{}') || jsonb_build_object('statement',
+                CASE WHEN excluded = '{}' THEN left(current_query(), 2000) ELSE audit.statement_text(true) END);
+        END IF;
     END IF;
 
-    -- (Nested IFs: an expression naming audit_old cannot even be planned in an
-    -- INSERT trigger, which has none.)
     IF TG_OP = 'UPDATE' THEN
-      IF partitioned AND (SELECT count(*) FROM audit_old) <> (SELECT count(*) FROM audit_new) THEN
-        -- An old image without its new one: positions no longer pair.
-        INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
-                                 table_name, row_key, old_values, new_values, detail)
-        SELECT CASE WHEN d.n IS NULL THEN 'DELETE' WHEN d.o IS NULL THEN 'INSERT' ELSE 'UPDATE' END,
-               left(nullif(current_setting('audit.actor_id', true), ''), 256),
-               left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
-               left(nullif(current_setting('audit.user_agent', true), ''), 512),
-               left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
-               hstore_to_jsonb(slice(coalesce(d.n, d.o), keys)),
-               hstore_to_jsonb(CASE WHEN d.n IS NULL THEN delete(d.o, excluded)
-                                    WHEN d.o IS NOT NULL THEN slice(d.o, akeys(delete(d.n - d.o, excluded))) END),
-               hstore_to_jsonb(CASE WHEN d.o IS NULL THEN delete(d.n, excluded)
-                                    WHEN d.n IS NOT NULL THEN delete(d.n - d.o, excluded) END),
-               CASE WHEN d.o IS NULL OR d.n IS NULL
-                    THEN coalesce(extra, '{}') || '{"unpaired_update": true}' ELSE extra END
-        FROM (SELECT o.h AS o, n.h AS n
-              FROM (SELECT hstore(x.*) AS h FROM audit_old x OFFSET 0) o
-              FULL JOIN (SELECT hstore(y.*) AS h FROM audit_new y OFFSET 0) n
-                ON slice(o.h, keys) = slice(n.h, keys)) d
-        WHERE d.o IS NULL OR d.n IS NULL OR delete(d.n - d.o, excluded) <> '';
-      ELSE
+        -- (Nested IFs: a query naming audit_old cannot even be planned in an
+        -- INSERT trigger, which has none.)
+        IF root IS NOT NULL THEN
+            IF (SELECT count(*) FROM audit_old) <> (SELECT count(*) FROM audit_new) THEN
+                -- An old image without its new one: positions no longer pair.
+                INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
+                                         table_name, row_key, old_values, new_values, detail)
+                SELECT CASE WHEN d.n IS NULL THEN 'DELETE' WHEN d.o IS NULL THEN 'INSERT' ELSE 'UPDATE' END,
+                       left(nullif(current_setting('audit.actor_id', true), ''), 256),
+                       left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
+                       left(nullif(current_setting('audit.user_agent', true), ''), 512),
+                       left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
+                       hstore_to_jsonb(slice(coalesce(d.n, d.o), keys)),
+                       hstore_to_jsonb(CASE WHEN d.n IS NULL THEN delete(d.o, excluded)
+                                            WHEN d.o IS NOT NULL THEN slice(d.o, akeys(delete(d.n - d.o, excluded))) END),
+                       hstore_to_jsonb(CASE WHEN d.o IS NULL THEN delete(d.n, excluded)
+                                            WHEN d.n IS NOT NULL THEN delete(d.n - d.o, excluded) END),
+                       CASE WHEN d.o IS NULL OR d.n IS NULL
+                            THEN coalesce(extra, '{}') || '{"unpaired_update": true}' ELSE extra END
+                FROM (SELECT o.h AS o, n.h AS n
+                      FROM (SELECT hstore(x.*) AS h FROM audit_old x OFFSET 0) o
+                      FULL JOIN (SELECT hstore(y.*) AS h FROM audit_new y OFFSET 0) n
+                        ON slice(o.h, keys) = slice(n.h, keys)) d
+                WHERE d.o IS NULL OR d.n IS NULL OR delete(d.n - d.o, excluded) <> '';
+                RETURN NULL;
+            END IF;
+        END IF;
         -- changed: the new values that differ from the old, minus excluded columns.
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, old_row_key, old_values, new_values, detail)
@@ -826,16 +869,14 @@ BEGIN
                left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
                left(nullif(current_setting('audit.user_agent', true), ''), 512),
                left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
-               hstore_to_jsonb(slice(d.n, d.k)),
-               CASE WHEN d.changed ?| d.k THEN hstore_to_jsonb(slice(d.o, d.k)) END,
+               hstore_to_jsonb(slice(d.n, keys)),
+               CASE WHEN d.changed ?| keys THEN hstore_to_jsonb(slice(d.o, keys)) END,
                hstore_to_jsonb(slice(d.o, akeys(d.changed))), hstore_to_jsonb(d.changed), extra
-        FROM (SELECT p.o, p.n, delete(p.n - p.o, excluded) AS changed,
-                     CASE WHEN p.n ?& keys THEN keys ELSE audit.primary_key_names(TG_RELID) END AS k
+        FROM (SELECT p.o, p.n, delete(p.n - p.o, excluded) AS changed
               FROM unnest(ARRAY(SELECT hstore(o.*) FROM audit_old o),
                           ARRAY(SELECT hstore(n.*) FROM audit_new n)) AS p(o, n)
               OFFSET 0) d
         WHERE d.changed <> '';
-      END IF;
     ELSIF TG_OP = 'INSERT' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, new_values, detail)
@@ -843,8 +884,7 @@ BEGIN
                left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
                left(nullif(current_setting('audit.user_agent', true), ''), 512),
                left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
-               hstore_to_jsonb(slice(s.h, CASE WHEN s.h ?& keys THEN keys ELSE audit.primary_key_names(TG_RELID) END)),
-               hstore_to_jsonb(delete(s.h, excluded)), extra
+               hstore_to_jsonb(slice(s.h, keys)), hstore_to_jsonb(delete(s.h, excluded)), extra
         FROM (SELECT hstore(n.*) AS h FROM audit_new n OFFSET 0) s;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
@@ -853,8 +893,7 @@ BEGIN
                left(nullif(current_setting('audit.actor_name', true), ''), 256), ip,
                left(nullif(current_setting('audit.user_agent', true), ''), 512),
                left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
-               hstore_to_jsonb(slice(s.h, CASE WHEN s.h ?& keys THEN keys ELSE audit.primary_key_names(TG_RELID) END)),
-               hstore_to_jsonb(delete(s.h, excluded)), extra
+               hstore_to_jsonb(slice(s.h, keys)), hstore_to_jsonb(delete(s.h, excluded)), extra
         FROM (SELECT hstore(o.*) AS h FROM audit_old o OFFSET 0) s;
     ELSE
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id, table_name, detail)

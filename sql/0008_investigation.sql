@@ -33,13 +33,8 @@ SET LOCAL ROLE audit_owner;
 -- ---------------------------------------------------------------------------
 
 -- TRACKING_ENABLED and TRACKING_DISABLED events name every table that was ever
--- tracked, including dropped ones; they are a tiny share of the log, so this
--- partial index costs other inserts only the evaluation of its predicate.
-CREATE INDEX event_tracking_idx ON audit.event (table_name)
-    WHERE action IN ('TRACKING_ENABLED', 'TRACKING_DISABLED');
-COMMENT ON INDEX audit.event_tracking_idx IS
-    'pg-audit: tables that were ever tracked (audit.resolve_table)';
-
+-- tracked, including dropped ones; they are found through the index of rare
+-- verbs, audit.event_action_idx (step 0006).
 CREATE FUNCTION audit.known_tables() RETURNS SETOF text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp

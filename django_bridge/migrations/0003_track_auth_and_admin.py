@@ -13,60 +13,27 @@ from django.apps import apps as global_apps
 from django.conf import settings
 from django.db import migrations
 
-EXCLUDED_USER_COLUMNS = ("password", "last_login")
-
-
-def _tables(apps: Any) -> list[tuple[str, list[str]]]:
-    app_label, model_name = settings.AUTH_USER_MODEL.split(".")
-    user = apps.get_model(app_label, model_name)
-    tables = [(user._meta.db_table, [c for c in EXCLUDED_USER_COLUMNS
-                                     if c in {f.column for f in user._meta.concrete_fields}])]
-    for name in ("groups", "user_permissions"):
-        try:
-            tables.append((user._meta.get_field(name).remote_field.through._meta.db_table, []))
-        except Exception:  # noqa: BLE001 - a custom user model without PermissionsMixin
-            pass
-    try:
-        group = apps.get_model("auth", "Group")
-    except LookupError:
-        return tables
-    tables.append((group._meta.db_table, []))
-    tables.append((group._meta.get_field("permissions").remote_field.through._meta.db_table, []))
-    return tables
+from django_bridge.install import track_auth_and_admin
 
 
 def track(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    quote = schema_editor.connection.ops.quote_name
-    with schema_editor.connection.cursor() as cursor:
-        if getattr(settings, "PG_AUDIT_TRACK_AUTH", True):
-            for table, excluded in _tables(apps):
-                cursor.execute(
-                    "SELECT audit.enable_tracking(target => %s::regclass, exclude_columns => %s)",
-                    [quote(table), excluded],
-                )
-        try:
-            log = apps.get_model("admin", "LogEntry")
-            content_type = apps.get_model("contenttypes", "ContentType")
-        except LookupError:
-            return
-        cursor.execute(
-            "SELECT audit.enable_admin_log(admin_log => %s::regclass, "
-            "content_type => %s::regclass)",
-            [quote(log._meta.db_table), quote(content_type._meta.db_table)],
-        )
+    track_auth_and_admin(apps, schema_editor.connection)
 
 
 def _dependencies() -> list[tuple[str, str]]:
+    from django.db.migrations.loader import MigrationLoader
+
     deps = [("django_bridge", "0002_auditevent"),
             migrations.swappable_dependency(settings.AUTH_USER_MODEL)]
-    if global_apps.is_installed("django.contrib.auth"):
-        deps.append(("auth", "0012_alter_user_first_name_max_length"))
-    if global_apps.is_installed("django.contrib.admin"):
-        deps.append(("admin", "0003_logentry_add_action_flag_choices"))
-    if global_apps.is_installed("django.contrib.contenttypes"):
-        deps.append(("contenttypes", "0002_remove_content_type_name"))
+    for app, name, last in (
+        ("auth", "django.contrib.auth", "0012_alter_user_first_name_max_length"),
+        ("admin", "django.contrib.admin", "0003_logentry_add_action_flag_choices"),
+        ("contenttypes", "django.contrib.contenttypes", "0002_remove_content_type_name"),
+    ):
+        # An app whose migrations are turned off (MIGRATION_MODULES, Django's own test
+        # runner) has its tables made by syncdb before any migration runs.
+        if global_apps.is_installed(name) and MigrationLoader.migrations_module(app)[0]:
+            deps.append((app, last))
     return deps
 
 

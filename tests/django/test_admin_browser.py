@@ -49,7 +49,7 @@ def browser() -> Iterator[WebDriver]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1400,1000",
+        "--window-size=1440,1000",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -148,6 +148,13 @@ def test_superuser_filters_the_list_and_reads_a_change(
     assert len(rows) == 1, [r.text for r in rows]
     assert "UPDATE" in rows[0].text and "alice" in rows[0].text and "10.1.2.3" in rows[0].text
     assert "action=UPDATE" in browser.current_url and "table=" in browser.current_url
+    # One line per change, values spelled as pg-audit tail spells them (quoted: a space).
+    assert 'name: "Blue mug" → "Red mug"' in rows[0].text and "price: 10 → 12" in rows[0].text
+    # At 1440 px the list, what-changed column included, fits without scrolling sideways.
+    assert browser.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return r.scrollWidth <= r.clientWidth "
+        "&& document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     _screenshot(browser, "audit-changelist.png", tmp_path)
 
     _navigate(browser, rows[0].find_element(By.CSS_SELECTOR, "th a").click)
@@ -158,7 +165,7 @@ def test_superuser_filters_the_list_and_reads_a_change(
         ]
         for row in changes.find_elements(By.CSS_SELECTOR, "tbody tr")
     }
-    assert cells == {"name": ['"Blue mug"', '"Red mug"'], "price": ["10", "12"]}
+    assert cells == {"name": ["Blue mug", "Red mug"], "price": ["10", "12"]}
     assert not browser.find_elements(By.NAME, "_save")
     _screenshot(browser, "audit-detail.png", tmp_path)
 

@@ -74,20 +74,48 @@ def test_attempted_user_name_is_bounded_and_cleaned(client: Client, last_event_i
 
 
 def test_failed_login_survives_the_rollback_of_the_request_transaction(
-    alice: Any, last_event_id: int
+    client: Client, alice: Any, last_event_id: int
 ) -> None:
+    # The view authenticates, then fails: ATOMIC_REQUESTS rolls its transaction back.
+    client.raise_request_exception = False
+    connection.settings_dict["ATOMIC_REQUESTS"] = True
+    try:
+        response = client.post("/w/fail-login/", {"username": "alice", "password": "bad"},
+                               REMOTE_ADDR="203.0.113.77")
+    finally:
+        connection.settings_dict["ATOMIC_REQUESTS"] = False
+    assert response.status_code == 500
+    (event,) = _events(last_event_id, "LOGIN_FAILED")
+    assert (event["ip"], event["detail"]) == ("203.0.113.77", {"username": "alice"})
+
+
+def test_failed_login_in_a_job_is_written_when_the_job_ends(alice: Any,
+                                                             last_event_id: int) -> None:
     from django.contrib.auth import authenticate
     from django.db import transaction
-    from django.test import RequestFactory
 
     from django_bridge.context import audit_context
 
-    request = RequestFactory().post("/login/", REMOTE_ADDR="203.0.113.77")
-    with pytest.raises(RuntimeError), transaction.atomic(), audit_context(ip="203.0.113.77"):
-        assert authenticate(request, username="alice", password="bad") is None
-        raise RuntimeError("the view failed after the attempt")
+    with audit_context(ip="203.0.113.78"):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            assert authenticate(None, username="alice", password="bad") is None
+            raise RuntimeError("the job failed after the attempt")
+        assert _events(last_event_id, "LOGIN_FAILED") == []  # kept until the job ends
     (event,) = _events(last_event_id, "LOGIN_FAILED")
-    assert event["ip"] == "203.0.113.77"
+    assert event["ip"] == "203.0.113.78"
+
+
+@pytest.mark.parametrize("request_object", [None, object(), {"META": "not a request"}])
+def test_failed_login_whose_request_is_not_an_http_request(
+    request_object: Any, alice: Any, last_event_id: int
+) -> None:
+    # GraphQL resolvers and custom backends pass objects of their own (Django's own
+    # test_login_failed passes one); the attempt is recorded without request data.
+    from django.contrib.auth import authenticate
+
+    assert authenticate(request_object, username="alice", password="bad") is None
+    (event,) = _events(last_event_id, "LOGIN_FAILED")
+    assert (event["ip"], event["detail"]) == (None, {"username": "alice"})
 
 
 def test_failed_login_through_the_view_under_atomic_requests(
@@ -137,3 +165,21 @@ def test_garbage_address_stores_null_ip_and_the_login_works(
     (event,) = _events(last_event_id, "LOGIN")
     assert event["ip"] is None
     assert "\x00" not in event["detail"]["ip_raw"]
+
+
+def test_a_login_inside_a_transaction_leaves_no_actor_for_its_later_writes(
+    client: Client, alice: Any, last_event_id: int
+) -> None:
+    import uuid
+
+    from django.db import transaction
+    from djtest import product_events
+    from shop.models import Product
+
+    name = uuid.uuid4().hex
+    with transaction.atomic():  # a test's or a script's transaction, no request context
+        client.force_login(alice)
+        Product.objects.create(name=name)
+    (event,) = product_events(name)
+    assert event["actor_id"] is None and event["actor_name"] is None
+    assert [e["action"] for e in _events(last_event_id)] == ["LOGIN"]

@@ -89,3 +89,27 @@ def test_schema_state_and_role_membership(django_db_blocker: Any) -> None:
         cursor.execute("ROLLBACK TO SAVEPOINT gone")
         cursor.execute("DROP ROLE pgaudit_check_owner")
         cursor.execute("DROP ROLE pgaudit_check_plain")
+
+
+class _BridgeNowhere:
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        return False if app_label == "django_bridge" else None
+
+
+def test_no_database_for_the_schema() -> None:
+    with override_settings(DATABASE_ROUTERS=[_BridgeNowhere()]):
+        assert "pg_audit.E002" in _ids()
+    assert "pg_audit.E002" not in _ids()
+
+
+def test_a_tracked_model_in_the_admin_without_the_audit_trail_button() -> None:
+    from django.contrib import admin
+    from shop.models import Order
+
+    original = admin.site._registry[Order]
+    admin.site._registry[Order] = admin.ModelAdmin(Order, admin.site)
+    try:
+        assert "pg_audit.I040" in _ids()
+    finally:
+        admin.site._registry[Order] = original
+    assert "pg_audit.I040" not in _ids()

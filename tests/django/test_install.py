@@ -72,10 +72,41 @@ def test_psql_after_migrate_changes_nothing(pg_server: Any) -> None:
     assert _state(pg_server, dbname) == before
 
 
-def test_unapplying_the_install_migration_is_refused(pg_server: Any, empty_db: Any) -> None:
+def _applied(pg_server: Any, dbname: str) -> list[tuple[str, str]]:
+    with pg_server.connect(dbname) as conn:
+        return conn.execute("SELECT app, name FROM django_migrations ORDER BY id").fetchall()
+
+
+def test_migrate_on_a_fresh_database_whatever_the_app_labels(pg_server: Any,
+                                                             empty_db: Any) -> None:
+    # accounts sorts before django_bridge and its migration has dependencies = [].
+    result = _manage(pg_server, empty_db.name, "migrate", "-v0")
+    assert result.returncode == 0, result.stderr
+    applied = _applied(pg_server, empty_db.name)
+    assert applied.index(("django_bridge", "0001_install")) < applied.index(
+        ("accounts", "0001_initial"))
+    versions, _events, tracked, _triggers = _state(pg_server, empty_db.name)
+    assert versions == list(range(1, latest_version() + 1))
+    assert "public.accounts_profile{}" in tracked
+
+
+def test_a_tracked_apps_migrations_depend_on_the_install_migration() -> None:
+    from django.db.migrations.loader import MigrationLoader
+
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    for app in ("accounts", "shop"):
+        assert ("django_bridge", "0001_install") in graph.forwards_plan((app, "0001_initial"))
+
+
+def test_unapplying_the_install_migration_is_refused_before_anything_changes(
+    pg_server: Any, empty_db: Any
+) -> None:
     _migrate(pg_server, empty_db.name)
     before = _state(pg_server, empty_db.name)
+    applied = _applied(pg_server, empty_db.name)
     result = _manage(pg_server, empty_db.name, "migrate", "django_bridge", "zero", "-v0")
     assert result.returncode != 0
-    assert "refused" in result.stderr
-    assert _state(pg_server, empty_db.name)[0] == before[0]
+    assert "refused" in result.stderr and "nothing was changed" in result.stderr
+    # The tracked apps' migrations, which come after the install, were not unapplied first.
+    assert _applied(pg_server, empty_db.name) == applied
+    assert _state(pg_server, empty_db.name) == before

@@ -76,6 +76,14 @@ def fail_after_write(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("the view fails after writing")
 
 
+def fail_after_login_attempt(request: HttpRequest) -> HttpResponse:
+    """Authenticates (a failed login writes LOGIN_FAILED), then fails."""
+    from django.contrib.auth import authenticate
+
+    authenticate(request, username=request.POST["username"], password=request.POST["password"])
+    raise RuntimeError("the view fails after the login attempt")
+
+
 async def async_create(request: HttpRequest) -> HttpResponse:
     product = await Product.objects.acreate(name=_name(request), price=3)
     return HttpResponse(str(product.pk))

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 
+if os.environ.get("PG_AUDIT_TEST_DRIVER") == "psycopg2":
+    import psycopg2_driver  # noqa: F401  (Django on psycopg2; see that module)
+
 SECRET_KEY = "pg-audit-tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -25,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "accounts",  # sorts before django_bridge: migration order must not depend on labels
     "pgtrigger",
     "django_bridge",
     "shop",

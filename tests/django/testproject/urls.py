@@ -19,4 +19,5 @@ urlpatterns = [
     path("w/late-user/", views.late_user),
     path("w/fail/", views.fail_after_write),
     path("w/async/", views.async_create),
+    path("w/fail-login/", views.fail_after_login_attempt),
 ]
