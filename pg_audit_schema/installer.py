@@ -133,4 +133,8 @@ def _one_line(exc: psycopg.Error) -> str:
     text = diag.message_primary or str(exc).strip().splitlines()[0]
     if diag.sqlstate:
         text = f"{text} (SQLSTATE {diag.sqlstate})"
+    # The server's hint says how to fix it (who may grant a role, where hstore
+    # must go): it stays on the one line.
+    if diag.message_hint:
+        text = f"{text}; hint: {' '.join(diag.message_hint.split())}"
     return text

@@ -31,41 +31,11 @@
 -- hstore: installed in schema audit, or used where a superuser put it
 -- ---------------------------------------------------------------------------
 
--- Capture calls hstore's functions by name, so the schema that holds them must
--- be one nobody but superusers and audit_owner can create objects in:
--- otherwise the application could define an overload capture would pick.
-DO $hstore$
-DECLARE
-    schema name;
-    creators text;
-BEGIN
-    SELECT n.nspname INTO schema
-    FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-    WHERE e.extname = 'hstore';
-    IF NOT FOUND THEN
-        CREATE EXTENSION hstore SCHEMA audit;
-        RETURN;
-    END IF;
-    SELECT pg_catalog.string_agg(DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE r.rolname END, ', ')
-      INTO creators
-      FROM pg_catalog.pg_namespace n
-      CROSS JOIN LATERAL pg_catalog.aclexplode(coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
-      LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-     WHERE n.nspname = schema AND a.privilege_type = 'CREATE'
-       AND (a.grantee = 0 OR NOT r.rolsuper) AND coalesce(r.rolname, '') <> 'audit_owner';
-    IF creators IS NULL THEN
-        SELECT CASE WHEN r.rolsuper OR r.rolname = 'audit_owner' THEN NULL ELSE r.rolname END INTO creators
-        FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
-        WHERE n.nspname = schema;
-    END IF;
-    IF creators IS NOT NULL THEN
-        RAISE EXCEPTION 'pg-audit: the hstore extension is in schema %, where % can create objects', schema, creators
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'Capture reads rows through hstore; an object the application creates beside it could run with the right to write audit events.',
-                  HINT = 'Move it to a schema only superusers can create in (CREATE SCHEMA extensions; ALTER EXTENSION hstore SET SCHEMA extensions;, and add that schema to the search_path of roles that use hstore), then install again.';
-    END IF;
-END
-$hstore$;
+-- Capture reads rows with hstore. When the database has none, it goes into
+-- schema audit, where nobody but superusers and audit_owner can create objects;
+-- sql/finish.sql checks, at every install, that hstore's schema is such a one
+-- and points capture at it.
+CREATE EXTENSION IF NOT EXISTS hstore SCHEMA audit;
 
 SET LOCAL ROLE audit_owner;
 
@@ -165,6 +135,20 @@ $revoke$;
 -- Which tables are tracked, and how
 -- ---------------------------------------------------------------------------
 
+-- Events name a table schema.table with each part quoted where it needs to be,
+-- as PostgreSQL quotes identifiers: unquoted, a schema "a.b" with table c and a
+-- schema a with table "b.c" were both a.b.c.
+CREATE OR REPLACE FUNCTION audit.table_name(target regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = target
+$$;
+COMMENT ON FUNCTION audit.table_name(regclass) IS
+    'pg-audit: a table as audit.event.table_name spells it: schema.table, each part quoted only where an identifier needs it';
+
 -- One row per relation that carries capture triggers (a tracked table and each
 -- of its partitions), written only by audit.sync_tracking() from the catalog:
 -- the state the last TRACKING_* event described.
@@ -176,6 +160,7 @@ CREATE TABLE audit.tracking (
     key_attnums       int2[]      NOT NULL,                 -- ... and number
     excluded_columns  text[]      NOT NULL,                 -- never logged, by name ...
     excluded_attnums  int2[]      NOT NULL,                 -- ... and number (follows renames)
+    capture_triggers  oid[]       NOT NULL,                 -- the triggers recorded, so re-made ones are seen
     recorded_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 COMMENT ON TABLE audit.tracking IS
@@ -224,12 +209,15 @@ COMMENT ON FUNCTION audit.tracked_root(regclass) IS 'pg-audit: the table whose e
 GRANT EXECUTE ON FUNCTION audit.tracked_root(regclass) TO PUBLIC;
 
 -- The statement text an event without application context carries: the
--- client's query, cut to 2,000 characters. With withhold set (the table has
--- excluded columns) every quoted literal becomes '?' (a scan that knows
--- standard, E'' and dollar quoting, quoted identifiers and comments), so a
--- value typed into an excluded column in psql does not reach the log through
--- the statement. An unterminated literal withholds the rest.
-CREATE FUNCTION audit.statement_text(withhold boolean) RETURNS text
+-- client's query with every constant replaced by ? (quoted strings, E'' and
+-- dollar-quoted strings, numbers), as pg_stat_statements shows queries, cut to
+-- 2,000 characters. The values a statement wrote are in the event's columns;
+-- in its text they could be an excluded column's, of this table or of another
+-- statement of the same query string. A scan, not a regular expression: it
+-- knows quoting, quoted identifiers and comments, and an unterminated literal
+-- withholds the rest. It stops once 2,000 characters are written, so a huge
+-- statement costs no more than a short one.
+CREATE FUNCTION audit.statement_text() RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -242,14 +230,11 @@ DECLARE
     tag text;
     out text := '';
 BEGIN
-    IF NOT withhold THEN
-        RETURN left(q, 2000);
-    END IF;
-    q := left(q, 100000);
     LOOP
-        nxt := regexp_instr(q, '[''"$]|--|/\*', pos);
+        EXIT WHEN length(out) >= 2000;
+        nxt := regexp_instr(q, '[''"$0-9]|--|/\*', pos);
         IF nxt = 0 THEN
-            out := out || substr(q, pos);
+            out := out || substr(q, pos, 2000);
             EXIT;
         END IF;
         out := out || substr(q, pos, nxt - pos);
@@ -258,21 +243,27 @@ BEGIN
             pattern := CASE WHEN substr(q, nxt - 1, 2) ~* '^e''' AND substr(q, nxt - 2, 1) !~ '[[:alnum:]_]'
                             THEN '''(?:[^''\\]|\\.|'''')*''' ELSE '''(?:[^'']|'''')*''' END;
             IF regexp_instr(q, pattern, nxt) <> nxt THEN
-                RETURN left(out || '''?''', 2000);
+                out := out || '?';
+                EXIT;
             END IF;
             tok := regexp_substr(q, pattern, nxt);
-            out := out || '''?''';
+            out := out || '?';
         ELSIF left(tok, 1) = '$' THEN
-            tag := substring(substr(q, nxt) FROM '^(\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$)');
+            tag := substring(substr(q, nxt, 200) FROM '^(\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$)');
             IF tag IS NULL OR substr(q, nxt - 1, 1) ~ '[[:alnum:]_$]' THEN
-                tok := '$';                                  -- $1, or inside an identifier
+                tok := coalesce(substring(substr(q, nxt, 20) FROM '^\$[0-9]*'), '$');  -- $1, or in a name
                 out := out || tok;
             ELSIF strpos(substr(q, nxt + length(tag)), tag) = 0 THEN
-                RETURN left(out || '''?''', 2000);
+                out := out || '?';
+                EXIT;
             ELSE
                 tok := substr(q, nxt, length(tag) * 2 + strpos(substr(q, nxt + length(tag)), tag) - 1);
-                out := out || '''?''';
+                out := out || '?';
             END IF;
+        ELSIF left(tok, 1) ~ '[0-9]' THEN
+            -- A number, unless it ends a name (t1, col_2).
+            tok := regexp_substr(q, '[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?', nxt);
+            out := out || CASE WHEN substr(q, nxt - 1, 1) ~ '[[:alpha:]_$]' THEN tok ELSE '?' END;
         ELSE
             -- A quoted identifier or a comment, kept as it is.
             tok := coalesce(CASE WHEN left(tok, 1) = '"' THEN regexp_substr(q, '"(?:[^"]|"")*"', nxt)
@@ -286,9 +277,9 @@ BEGIN
     RETURN left(out, 2000);
 END
 $$;
-COMMENT ON FUNCTION audit.statement_text(boolean) IS
-    'pg-audit: the current client statement as events without application context record it (2,000 characters; quoted literals withheld as ''?'' when asked)';
-GRANT EXECUTE ON FUNCTION audit.statement_text(boolean) TO PUBLIC;
+COMMENT ON FUNCTION audit.statement_text() IS
+    'pg-audit: the current client statement as events without application context record it: constants replaced by ?, 2,000 characters at most';
+GRANT EXECUTE ON FUNCTION audit.statement_text() TO PUBLIC;
 
 -- The arguments of a trigger, from pg_trigger.tgargs (NUL-terminated strings).
 CREATE FUNCTION audit.trigger_arguments(args bytea) RETURNS text[]
@@ -334,7 +325,8 @@ BEGIN
                                                    THEN 'audit_old' END
         AND t.tgnewtable IS NOT DISTINCT FROM CASE WHEN t.tgname IN ('audit_capture_update', 'audit_capture_insert')
                                                    THEN 'audit_new' END
-        AND cardinality(args) IN (1, 2, 4);
+        AND cardinality(args) IN (1, 2, 4)
+        AND (SELECT c.relpersistence <> 't' FROM pg_class c WHERE c.oid = t.tgrelid);
     current := wellformed AND cardinality(args) = 4
                AND args = audit.capture_arguments(t.tgrelid, args[4]::text[]);
 END
@@ -425,6 +417,11 @@ BEGIN
     END IF;
     IF rel.relispartition THEN
         RAISE EXCEPTION 'pg-audit: % is a partition; track the table it belongs to, %', target, audit.tracked_root(target)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A temporary table disappears with its session, without DDL to record it.
+    IF rel.relpersistence = 't' THEN
+        RAISE EXCEPTION 'pg-audit: % is a temporary table and cannot be tracked', target
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- A statement on an inheritance parent changes its children's rows without
@@ -659,6 +656,19 @@ BEGIN
                     offender := format('inheritance between %s and tracked table %s', obj.object_identity, tracked_parent);
                     hint := 'A statement on an inheritance parent changes its children without their capture triggers; use partitioning.';
                 END IF;
+                -- A tracked table attached under an untracked partitioned table:
+                -- statements on that parent would change it uncaptured.
+                IF offender IS NULL THEN
+                    SELECT format('tracked table %s as a partition of untracked table %s', p.relid, audit.tracked_root(p.relid))
+                      INTO offender
+                      FROM pg_partition_tree(obj.objid) p
+                     WHERE (SELECT s.triggers FROM audit.capture_state(p.relid) s) > 0
+                       AND (SELECT s.triggers FROM audit.capture_state(audit.tracked_root(p.relid)) s) = 0
+                     LIMIT 1;
+                    IF offender IS NOT NULL THEN
+                        hint := 'Track the partitioned table (audit.enable_tracking), which tracks its partitions.';
+                    END IF;
+                END IF;
             END IF;
             EXIT WHEN offender IS NOT NULL;
         END LOOP;
@@ -761,6 +771,10 @@ GRANT EXECUTE ON FUNCTION audit.column_names(regclass, int2[]) TO PUBLIC;
 --
 -- Rows are read as hstore(row): each column printed by its type's output
 -- function, as psql shows it (12.50 stays 12.50), never through a cast. The
+-- row reaches hstore() as a subquery's row (x.*, never a bare alias, which a
+-- column could be named), of type record: hstore(<the table's
+-- row type>) would be a cast if the table's owner created one to hstore WITH
+-- INOUT (function-call syntax naming a type), and would parse the row's text. The
 -- hstore functions are found on this function's search_path (set below to
 -- pg_catalog, the schema of hstore, pg_temp), in a schema the application
 -- cannot create in.
@@ -800,7 +814,7 @@ DECLARE
     keys text[] := TG_ARGV[1]::text[];
     excluded text[] := TG_ARGV[3]::text[];
     root regclass := pg_partition_root(TG_RELID);
-    tbl text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+    tbl text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
     ip_raw text := nullif(current_setting('audit.ip', true), '');
     ip inet;
     extra jsonb;
@@ -815,7 +829,7 @@ BEGIN
         END IF;
         IF root IS NOT NULL THEN
             -- A partition's events are its root's, by the root's live name.
-            tbl := array_to_string((pg_identify_object_as_address(1259, root, 0)).object_names, '.');
+            tbl := audit.table_name(root);
         END IF;
     END IF;
     IF ip_raw IS NOT NULL OR coalesce(current_setting('audit.actor_id', true), '') = '' THEN
@@ -826,11 +840,10 @@ BEGIN
             END IF;
         END IF;
         -- Without application context (psql, cron) the statement says what was
-        -- run; quoted literals are withheld where a column is excluded.
+        -- run (its constants withheld).
         IF coalesce(current_setting('audit.actor_id', true), '') = ''
            AND coalesce(current_setting('audit.request_id', true), '') = '' THEN
-            extra := coalesce(extra, '{}') || jsonb_build_object('statement',
-                CASE WHEN excluded = '{}' THEN left(current_query(), 2000) ELSE audit.statement_text(true) END);
+            extra := coalesce(extra, '{}') || jsonb_build_object('statement', audit.statement_text());
         END IF;
     END IF;
 
@@ -855,8 +868,8 @@ BEGIN
                        CASE WHEN d.o IS NULL OR d.n IS NULL
                             THEN coalesce(extra, '{}') || '{"unpaired_update": true}' ELSE extra END
                 FROM (SELECT o.h AS o, n.h AS n
-                      FROM (SELECT hstore(x.*) AS h FROM audit_old x OFFSET 0) o
-                      FULL JOIN (SELECT hstore(y.*) AS h FROM audit_new y OFFSET 0) n
+                      FROM (SELECT hstore(x.*) AS h FROM (SELECT * FROM audit_old) x OFFSET 0) o
+                      FULL JOIN (SELECT hstore(y.*) AS h FROM (SELECT * FROM audit_new) y OFFSET 0) n
                         ON slice(o.h, keys) = slice(n.h, keys)) d
                 WHERE d.o IS NULL OR d.n IS NULL OR delete(d.n - d.o, excluded) <> '';
                 RETURN NULL;
@@ -873,8 +886,8 @@ BEGIN
                CASE WHEN d.changed ?| keys THEN hstore_to_jsonb(slice(d.o, keys)) END,
                hstore_to_jsonb(slice(d.o, akeys(d.changed))), hstore_to_jsonb(d.changed), extra
         FROM (SELECT p.o, p.n, delete(p.n - p.o, excluded) AS changed
-              FROM unnest(ARRAY(SELECT hstore(o.*) FROM audit_old o),
-                          ARRAY(SELECT hstore(n.*) FROM audit_new n)) AS p(o, n)
+              FROM unnest(ARRAY(SELECT hstore(o.*) FROM (SELECT * FROM audit_old) o),
+                          ARRAY(SELECT hstore(n.*) FROM (SELECT * FROM audit_new) n)) AS p(o, n)
               OFFSET 0) d
         WHERE d.changed <> '';
     ELSIF TG_OP = 'INSERT' THEN
@@ -885,7 +898,7 @@ BEGIN
                left(nullif(current_setting('audit.user_agent', true), ''), 512),
                left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
                hstore_to_jsonb(slice(s.h, keys)), hstore_to_jsonb(delete(s.h, excluded)), extra
-        FROM (SELECT hstore(n.*) AS h FROM audit_new n OFFSET 0) s;
+        FROM (SELECT hstore(n.*) AS h FROM (SELECT * FROM audit_new) n OFFSET 0) s;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id,
                                  table_name, row_key, old_values, detail)
@@ -894,7 +907,7 @@ BEGIN
                left(nullif(current_setting('audit.user_agent', true), ''), 512),
                left(nullif(current_setting('audit.request_id', true), ''), 128), tbl,
                hstore_to_jsonb(slice(s.h, keys)), hstore_to_jsonb(delete(s.h, excluded)), extra
-        FROM (SELECT hstore(o.*) AS h FROM audit_old o OFFSET 0) s;
+        FROM (SELECT hstore(o.*) AS h FROM (SELECT * FROM audit_old) o OFFSET 0) s;
     ELSE
         INSERT INTO audit.event (action, actor_id, actor_name, ip, user_agent, request_id, table_name, detail)
         VALUES ('TRUNCATE', left(nullif(current_setting('audit.actor_id', true), ''), 256),
@@ -960,7 +973,7 @@ BEGIN
                               'content_type_id', r -> 'content_type_id', 'action_flag', r -> 'action_flag',
                               'admin_log_id', r -> 'id')
       INTO flag, user_id, message, detail
-      FROM (SELECT hstore(NEW) AS r) s;
+      FROM (SELECT hstore(r.*) AS r FROM (SELECT NEW.*) r) s;
     BEGIN
         detail := detail || jsonb_build_object('change_message', nullif(message, '')::jsonb);
     EXCEPTION WHEN OTHERS THEN
@@ -969,7 +982,7 @@ BEGIN
     PERFORM audit.append_event(
         CASE flag WHEN '1' THEN 'ADMIN_CREATE' WHEN '2' THEN 'ADMIN_UPDATE' WHEN '3' THEN 'ADMIN_DELETE'
                   ELSE 'ADMIN_ACTION' END,
-        user_id, NULL, detail, NULL, TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
+        user_id, NULL, detail, NULL, format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME));
     RETURN NULL;
 END
 $$;
@@ -997,6 +1010,7 @@ DECLARE
     key_attnums int2[];
     excluded_attnums int2[];
     excluded_names text[];
+    triggers oid[];
     detail jsonb;
 BEGIN
     SELECT * INTO known FROM audit.tracking WHERE relation = target;
@@ -1045,20 +1059,30 @@ BEGIN
     END IF;
     excluded_names := ARRAY(SELECT attname::text FROM pg_attribute
                             WHERE attrelid = target AND attnum = ANY (excluded_attnums) ORDER BY attname);
+    triggers := ARRAY(SELECT oid FROM pg_trigger WHERE tgrelid = target AND tgname LIKE 'audit\_capture\_%'
+                      ORDER BY tgname);
     INSERT INTO audit.tracking (relation, tracked_table, table_name, key_columns, key_attnums,
-                                excluded_columns, excluded_attnums)
+                                excluded_columns, excluded_attnums, capture_triggers)
     VALUES (target, root, tbl,
             ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = target AND attnum = ANY (key_attnums) ORDER BY attnum),
-            key_attnums, excluded_names, excluded_attnums)
+            key_attnums, excluded_names, excluded_attnums, triggers)
     ON CONFLICT (relation) DO UPDATE
         SET tracked_table = EXCLUDED.tracked_table, table_name = EXCLUDED.table_name,
             key_columns = EXCLUDED.key_columns, key_attnums = EXCLUDED.key_attnums,
             excluded_columns = EXCLUDED.excluded_columns, excluded_attnums = EXCLUDED.excluded_attnums,
-            recorded_at = clock_timestamp();
+            capture_triggers = EXCLUDED.capture_triggers, recorded_at = clock_timestamp();
     IF (known.relation IS NULL OR known.tracked_table <> root OR known.excluded_attnums <> excluded_attnums)
        AND (target = root OR root_row.relation IS NULL OR root_row.excluded_columns <> excluded_names) THEN
         PERFORM audit.append_event('TRACKING_ENABLED', NULL, NULL,
                                    coalesce(detail, '{}') || jsonb_build_object('exclude_columns', excluded_names),
+                                   NULL, tbl);
+    ELSIF known.capture_triggers <> triggers THEN
+        -- The same capture, made again: between the drop and the re-creation,
+        -- in this transaction, changes were not captured.
+        PERFORM audit.append_event('TRACKING_ENABLED', NULL, NULL,
+                                   coalesce(detail, '{}') || jsonb_build_object('exclude_columns', excluded_names,
+                                                                                'recreated', true,
+                                                                                'statement', audit.statement_text()),
                                    NULL, tbl);
     END IF;
 END
@@ -1101,7 +1125,8 @@ REVOKE ALL ON FUNCTION audit.check_tracking() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.check_tracking() TO audit_owner;
 
 -- Called by the DDL guard after every DDL command: records DDL of tracked
--- tables (ALTER, RENAME, DROP, ATTACH, DETACH, ...) as DDL events with the
+-- tables (ALTER, RENAME, DROP, ATTACH, DETACH, dropped columns, new inheritance
+-- children, changes of the types of their columns, ...) as DDL events with the
 -- statement, and queues the commit-time check for relations whose capture
 -- triggers the command touched. Everything comes from the event trigger's own
 -- view of the command (outside an event trigger it fails), so a caller can
@@ -1113,51 +1138,71 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     obj record;
-    known audit.tracking;
-    tbl text;
+    hit record;
 BEGIN
     IF event = 'sql_drop' THEN
         FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
-            IF obj.object_type = 'table' THEN
-                SELECT * INTO known FROM audit.tracking WHERE relation = obj.objid::regclass;
-                CONTINUE WHEN NOT FOUND;
-                PERFORM audit.append_event('DDL', NULL, NULL,
-                    jsonb_build_object('command_tag', command_tag, 'object_type', obj.object_type,
-                                       'object_identity', obj.object_identity,
-                                       'statement', audit.statement_text(known.excluded_attnums <> '{}')),
-                    NULL, known.table_name);
-                DELETE FROM audit.tracking WHERE relation = obj.objid::regclass;
-            ELSIF obj.object_type = 'trigger' AND obj.address_names[3] LIKE 'audit\_capture\_%' THEN
+            IF obj.object_type = 'trigger' AND obj.address_names[3] LIKE 'audit\_capture\_%' THEN
                 INSERT INTO audit.tracking_check (relation)
                 SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = obj.address_names[1] AND c.relname = obj.address_names[2];
+                CONTINUE;
             END IF;
+            -- A tracked table dropped, or a column of one (DROP COLUMN, or DROP TYPE
+            -- ... CASCADE of the column's type): data gone without row events.
+            FOR hit IN SELECT t.* FROM audit.tracking t
+                       WHERE (obj.object_type = 'table' AND t.relation = obj.objid::regclass)
+                          OR (obj.object_type = 'table column' AND NOT obj.original  -- else ALTER TABLE records it
+                              AND t.relation = (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                                WHERE n.nspname = obj.address_names[1]
+                                                  AND c.relname = obj.address_names[2])::regclass) LOOP
+                PERFORM audit.append_event('DDL', NULL, NULL,
+                    jsonb_build_object('command_tag', command_tag, 'object_type', obj.object_type,
+                                       'object_identity', obj.object_identity, 'statement', audit.statement_text()),
+                    NULL, hit.table_name);
+                IF obj.object_type = 'table' THEN
+                    DELETE FROM audit.tracking WHERE relation = hit.relation;
+                END IF;
+            END LOOP;
         END LOOP;
         RETURN;
     END IF;
-    FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP
+    FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() c
+               WHERE c.command_tag NOT IN ('COMMENT', 'GRANT', 'REVOKE', 'SECURITY LABEL') LOOP
         IF obj.classid = 'pg_trigger'::regclass THEN
             INSERT INTO audit.tracking_check (relation)
             SELECT t.tgrelid FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
             WHERE t.oid = obj.objid
               AND (t.tgname LIKE 'audit\_capture\_%' OR p.oid = 'audit.capture()'::regprocedure);
-        ELSIF obj.classid = 'pg_class'::regclass
-              AND obj.command_tag NOT IN ('COMMENT', 'GRANT', 'REVOKE', 'SECURITY LABEL') THEN
-            SELECT * INTO known FROM audit.tracking WHERE relation = obj.objid::regclass;
-            CONTINUE WHEN NOT FOUND;
-            tbl := audit.table_name(audit.tracked_root(known.relation));
+            CONTINUE;
+        END IF;
+        -- The tracked tables the command touches: the table itself; the tracked
+        -- parent of a new inheritance child (refused to everyone but superusers);
+        -- and, for a type, every tracked table with a column of it (ALTER TYPE ...
+        -- RENAME VALUE changes what rows say without row events).
+        FOR hit IN SELECT t.*, audit.table_name(audit.tracked_root(t.relation)) AS live_name
+                   FROM audit.tracking t
+                   WHERE (obj.classid = 'pg_class'::regclass
+                          AND (t.relation = obj.objid::regclass
+                               OR t.relation IN (SELECT p.relid FROM pg_partition_tree(obj.objid) p)
+                               OR t.relation IN (SELECT i.inhparent::regclass FROM pg_inherits i
+                                                 JOIN pg_class c ON c.oid = i.inhrelid
+                                                 WHERE i.inhrelid = obj.objid AND NOT c.relispartition)))
+                      OR (obj.classid = 'pg_type'::regclass
+                          AND EXISTS (SELECT FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid
+                                      WHERE a.attrelid = t.relation AND a.attnum > 0 AND NOT a.attisdropped
+                                        AND obj.objid IN (y.oid, y.typelem, y.typbasetype))) LOOP
             PERFORM audit.append_event('DDL', NULL, NULL,
                 jsonb_build_object('command_tag', obj.command_tag, 'object_type', obj.object_type,
-                                   'object_identity', obj.object_identity,
-                                   'statement', audit.statement_text(known.excluded_attnums <> '{}'))
-                || CASE WHEN known.table_name <> tbl THEN jsonb_build_object('previous_name', known.table_name)
+                                   'object_identity', obj.object_identity, 'statement', audit.statement_text())
+                || CASE WHEN hit.table_name <> hit.live_name THEN jsonb_build_object('previous_name', hit.table_name)
                         ELSE '{}' END,
-                NULL, tbl);
+                NULL, hit.live_name);
             -- Renames, detached partitions and capture triggers the command touched
             -- are brought up to date at commit.
             INSERT INTO audit.tracking_check (relation)
-            SELECT t.relation FROM audit.tracking t WHERE t.tracked_table = known.tracked_table;
-        END IF;
+            SELECT t.relation FROM audit.tracking t WHERE t.tracked_table = hit.tracked_table;
+        END LOOP;
     END LOOP;
 END
 $$;
@@ -1166,18 +1211,6 @@ COMMENT ON FUNCTION audit.record_ddl(text, text) IS
 REVOKE ALL ON FUNCTION audit.record_ddl(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.record_ddl(text, text) TO PUBLIC;
 
--- The hstore functions that capture and admin_log_event name are found in
--- hstore's schema, put on their search_path here (checked above to be one only
--- superusers and audit_owner can create in).
-DO $path$
-DECLARE
-    schema name := (SELECT n.nspname FROM pg_catalog.pg_extension e
-                    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hstore');
-BEGIN
-    EXECUTE pg_catalog.format('ALTER FUNCTION audit.capture() SET search_path = pg_catalog, %I, pg_temp', schema);
-    EXECUTE pg_catalog.format('ALTER FUNCTION audit.admin_log_event() SET search_path = pg_catalog, %I, pg_temp', schema);
-END
-$path$;
 
 -- ---------------------------------------------------------------------------
 -- Back to audit_owner: the commit-time check, the admin log, privileges

@@ -79,12 +79,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Write table or schema.table.';
     END IF;
     known := ARRAY(SELECT k FROM audit.known_tables() k ORDER BY k);
+    -- Events since step 6 quote the parts of a name where an identifier needs it
+    -- ("Sales"."Order"); earlier ones did not (Sales.Order): match either.
     IF cardinality(parts) = 2 THEN
-        wanted := parts[1] || '.' || parts[2];
-        matches := ARRAY(SELECT k FROM unnest(known) k WHERE k = wanted);
+        wanted := format('%I.%I', parts[1], parts[2]);
+        matches := ARRAY(SELECT k FROM unnest(known) k WHERE k IN (wanted, parts[1] || '.' || parts[2]));
     ELSE
-        wanted := parts[1];
-        matches := ARRAY(SELECT k FROM unnest(known) k WHERE right(k, length(wanted) + 1) = '.' || wanted);
+        wanted := quote_ident(parts[1]);
+        matches := ARRAY(SELECT k FROM unnest(known) k
+                         WHERE right(k, length(wanted) + 1) = '.' || wanted
+                            OR right(k, length(parts[1]) + 1) = '.' || parts[1]);
     END IF;
     IF cardinality(matches) = 1 THEN
         RETURN matches[1];

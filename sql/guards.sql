@@ -21,13 +21,23 @@ BEGIN
             COMMENT ON EVENT TRIGGER audit_guard_drop IS
                 'pg-audit: refuses non-superuser DROP of audit objects and of capture triggers';
         END IF;
+        -- DROP SCHEMA audit CASCADE and DROP FUNCTION audit.guard_ddl() CASCADE
+        -- drop the event triggers along with their function, a replaced
+        -- guard_ddl would vet its own replacement, and a procedure or schema an
+        -- audit_owner member creates could be given to audit_owner: refuse these
+        -- to members before they run. (An earlier version listed fewer tags.)
+        IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'audit_guard_ddl_start'
+                   AND evttags IS DISTINCT FROM ARRAY['DROP SCHEMA', 'DROP FUNCTION', 'DROP PROCEDURE',
+                       'DROP ROUTINE', 'DROP OWNED', 'CREATE FUNCTION', 'CREATE PROCEDURE',
+                       'CREATE SCHEMA', 'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE',
+                       'ALTER SCHEMA']) THEN
+            DROP EVENT TRIGGER audit_guard_ddl_start;
+        END IF;
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'audit_guard_ddl_start') THEN
-            -- DROP SCHEMA audit CASCADE and DROP FUNCTION audit.guard_ddl() CASCADE
-            -- drop the event triggers along with their function, and a replaced
-            -- guard_ddl would vet its own replacement: stop these before they run.
             CREATE EVENT TRIGGER audit_guard_ddl_start ON ddl_command_start
-                WHEN TAG IN ('DROP SCHEMA', 'DROP FUNCTION', 'DROP ROUTINE', 'DROP OWNED',
-                             'CREATE FUNCTION', 'ALTER FUNCTION', 'ALTER ROUTINE', 'ALTER SCHEMA')
+                WHEN TAG IN ('DROP SCHEMA', 'DROP FUNCTION', 'DROP PROCEDURE', 'DROP ROUTINE',
+                             'DROP OWNED', 'CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE SCHEMA',
+                             'ALTER FUNCTION', 'ALTER PROCEDURE', 'ALTER ROUTINE', 'ALTER SCHEMA')
                 EXECUTE FUNCTION audit.guard_ddl();
             COMMENT ON EVENT TRIGGER audit_guard_ddl_start IS
                 'pg-audit: refuses to audit_owner members the commands that could remove or replace the guard itself';

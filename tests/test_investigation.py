@@ -56,8 +56,9 @@ def test_a_table_is_found_however_it_is_written(
     db_name = reader.info.dbname
     spellings = ('"Item"', 'public."Item"', '"public"."Item"', f'{db_name}.public."Item"')
     for name in spellings:
+        # As events name it: each part quoted where an identifier needs it.
         assert reader.execute("SELECT audit.resolve_table(%s)", [name]).fetchone() == (
-            "public.Item",
+            'public."Item"',
         ), name
         assert history(reader, name, {"id": 1}) == [("INSERT", printed({"id": 1}))], name
     for name in ("item", "sales.item", "SALES.ITEM", " sales.item "):
