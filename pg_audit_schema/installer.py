@@ -131,6 +131,7 @@ def _is_superuser(conn: psycopg.Connection) -> bool:
 def _one_line(exc: psycopg.Error) -> str:
     diag = exc.diag
     text = diag.message_primary or str(exc).strip().splitlines()[0]
+    text = text.removeprefix("pg-audit: ")  # the CLI says pg-audit: once
     if diag.sqlstate:
         text = f"{text} (SQLSTATE {diag.sqlstate})"
     # The server's hint says how to fix it (who may grant a role, where hstore

@@ -210,8 +210,8 @@ GRANT EXECUTE ON FUNCTION audit.tracked_root(regclass) TO PUBLIC;
 
 -- The statement text an event without application context carries: the
 -- client's query with every constant replaced by ? (quoted strings, E'' and
--- dollar-quoted strings, numbers), as pg_stat_statements shows queries, cut to
--- 2,000 characters. The values a statement wrote are in the event's columns;
+-- dollar-quoted strings, numbers, TRUE and FALSE), much as pg_stat_statements
+-- shows queries, cut to 2,000 characters. The values a statement wrote are in the event's columns;
 -- in its text they could be an excluded column's, of this table or of another
 -- statement of the same query string. A scan, not a regular expression: it
 -- knows quoting, quoted identifiers and comments, and an unterminated literal
@@ -232,7 +232,7 @@ DECLARE
 BEGIN
     LOOP
         EXIT WHEN length(out) >= 2000;
-        nxt := regexp_instr(q, '[''"$0-9]|--|/\*', pos);
+        nxt := regexp_instr(q, '[''"$0-9]|--|/\*|\m(?:true|false)\M', pos, 1, 0, 'i');
         IF nxt = 0 THEN
             out := out || substr(q, pos, 2000);
             EXIT;
@@ -260,6 +260,9 @@ BEGIN
                 tok := substr(q, nxt, length(tag) * 2 + strpos(substr(q, nxt + length(tag)), tag) - 1);
                 out := out || '?';
             END IF;
+        ELSIF left(tok, 1) ~* '[tf]' THEN
+            tok := substr(q, nxt, CASE WHEN left(tok, 1) ~* 't' THEN 4 ELSE 5 END);  -- TRUE, FALSE
+            out := out || '?';
         ELSIF left(tok, 1) ~ '[0-9]' THEN
             -- A number, unless it ends a name (t1, col_2).
             tok := regexp_substr(q, '[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?', nxt);
@@ -356,7 +359,7 @@ COMMENT ON FUNCTION audit.capture_state(regclass) IS
     'pg-audit: the capture triggers of a relation: their number, their common arguments when the four are complete and ENABLE ALWAYS (else NULL), and whether those arguments are current';
 GRANT EXECUTE ON FUNCTION audit.capture_state(regclass) TO PUBLIC;
 
--- Creates the four capture triggers of one relation (dropping any before), as
+-- Creates (or replaces) the four capture triggers of one relation, as
 -- the caller, who must own it. Used by enable_tracking and by the DDL guard for
 -- partitions added to a tracked table.
 CREATE FUNCTION audit.install_capture(target regclass, exclude_columns text[]) RETURNS void
@@ -367,17 +370,16 @@ DECLARE
     args text := (SELECT string_agg(quote_literal(a), ', ') FROM unnest(audit.capture_arguments(target, exclude_columns)) a);
     op text;
 BEGIN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'audit_capture_' || op, target);
-    END LOOP;
-    EXECUTE format('CREATE TRIGGER audit_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS audit_new '
+    -- CREATE OR REPLACE keeps a trigger's OID, so capture re-made for a rename
+    -- is not taken at commit for capture dropped and made again.
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS audit_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', target, args);
-    EXECUTE format('CREATE TRIGGER audit_capture_update AFTER UPDATE ON %s '
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_capture_update AFTER UPDATE ON %s '
                    'REFERENCING OLD TABLE AS audit_old NEW TABLE AS audit_new '
                    'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', target, args);
-    EXECUTE format('CREATE TRIGGER audit_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS audit_old '
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS audit_old '
                    'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', target, args);
-    EXECUTE format('CREATE TRIGGER audit_capture_truncate AFTER TRUNCATE ON %s '
+    EXECUTE format('CREATE OR REPLACE TRIGGER audit_capture_truncate AFTER TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(%s)', target, args);
     -- One ALTER TABLE for all four, so the DDL guard never sees a half-enabled set.
     EXECUTE format('ALTER TABLE ONLY %s ENABLE ALWAYS TRIGGER audit_capture_insert, '
@@ -815,7 +817,7 @@ DECLARE
     excluded text[] := TG_ARGV[3]::text[];
     root regclass := pg_partition_root(TG_RELID);
     tbl text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
-    ip_raw text := nullif(current_setting('audit.ip', true), '');
+    ip_raw text := nullif(btrim(current_setting('audit.ip', true)), '');  -- as audit.current_context()
     ip inet;
     extra jsonb;
 BEGIN
@@ -834,7 +836,7 @@ BEGIN
     END IF;
     IF ip_raw IS NOT NULL OR coalesce(current_setting('audit.actor_id', true), '') = '' THEN
         IF ip_raw IS NOT NULL THEN
-            ip := audit.parse_ip(btrim(ip_raw));
+            ip := audit.parse_ip(ip_raw);
             IF ip IS NULL THEN
                 extra := jsonb_build_object('ip_raw', left(ip_raw, 100));
             END IF;
@@ -1077,12 +1079,13 @@ BEGIN
                                    coalesce(detail, '{}') || jsonb_build_object('exclude_columns', excluded_names),
                                    NULL, tbl);
     ELSIF known.capture_triggers <> triggers THEN
-        -- The same capture, made again: between the drop and the re-creation,
-        -- in this transaction, changes were not captured.
+        -- The same capture, dropped and made again in this transaction: changes
+        -- in between were not captured. Both halves are recorded.
+        PERFORM audit.append_event('TRACKING_DISABLED', NULL, NULL,
+                                   coalesce(detail, '{}') || jsonb_build_object('recreated', true), NULL, tbl);
         PERFORM audit.append_event('TRACKING_ENABLED', NULL, NULL,
                                    coalesce(detail, '{}') || jsonb_build_object('exclude_columns', excluded_names,
-                                                                                'recreated', true,
-                                                                                'statement', audit.statement_text()),
+                                                                                'recreated', true),
                                    NULL, tbl);
     END IF;
 END
@@ -1179,7 +1182,8 @@ BEGIN
         -- The tracked tables the command touches: the table itself; the tracked
         -- parent of a new inheritance child (refused to everyone but superusers);
         -- and, for a type, every tracked table with a column of it (ALTER TYPE ...
-        -- RENAME VALUE changes what rows say without row events).
+        -- RENAME VALUE changes what rows say without row events; a composite
+        -- type's ALTER TYPE ... DROP ATTRIBUTE names its pg_class entry).
         FOR hit IN SELECT t.*, audit.table_name(audit.tracked_root(t.relation)) AS live_name
                    FROM audit.tracking t
                    WHERE (obj.classid = 'pg_class'::regclass
@@ -1188,10 +1192,12 @@ BEGIN
                                OR t.relation IN (SELECT i.inhparent::regclass FROM pg_inherits i
                                                  JOIN pg_class c ON c.oid = i.inhrelid
                                                  WHERE i.inhrelid = obj.objid AND NOT c.relispartition)))
-                      OR (obj.classid = 'pg_type'::regclass
+                      OR (obj.classid IN ('pg_type'::regclass, 'pg_class'::regclass)
                           AND EXISTS (SELECT FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid
                                       WHERE a.attrelid = t.relation AND a.attnum > 0 AND NOT a.attisdropped
-                                        AND obj.objid IN (y.oid, y.typelem, y.typbasetype))) LOOP
+                                        AND CASE WHEN obj.classid = 'pg_type'::regclass
+                                                 THEN obj.objid IN (y.oid, y.typelem, y.typbasetype)
+                                                 ELSE obj.objid = y.typrelid END)) LOOP
             PERFORM audit.append_event('DDL', NULL, NULL,
                 jsonb_build_object('command_tag', obj.command_tag, 'object_type', obj.object_type,
                                    'object_identity', obj.object_identity, 'statement', audit.statement_text())

@@ -79,6 +79,10 @@ AS $$
 DECLARE
     detail jsonb := jsonb_build_object('operation', 'policy', 'change', lower(TG_OP));
 BEGIN
+    IF TG_RELID <> 'audit.retention_policy'::regclass THEN
+        RAISE EXCEPTION 'pg-audit: audit.record_policy_change() records changes of audit.retention_policy only, not of %',
+            TG_RELID::regclass USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         detail := detail || jsonb_build_object('keep_months', NEW.keep_months);
     END IF;

@@ -39,6 +39,15 @@ BEGIN
                   DETAIL = 'Capture reads rows through hstore; an object the application creates beside it could run with the right to write audit events.',
                   HINT = 'Move it to a schema only superusers can create in (CREATE SCHEMA extensions; ALTER EXTENSION hstore SET SCHEMA extensions;, and add that schema to the search_path of roles that use hstore), then install again.';
     END IF;
+    -- Capture runs as audit_appender, which must reach hstore's functions.
+    IF NOT pg_catalog.has_schema_privilege('audit_appender', schema, 'USAGE') THEN
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO audit_appender', schema);
+        IF NOT pg_catalog.has_schema_privilege('audit_appender', schema, 'USAGE') THEN
+            RAISE EXCEPTION 'pg-audit: audit_appender needs USAGE on schema %, where the hstore extension is', schema
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = pg_catalog.format('Run GRANT USAGE ON SCHEMA %I TO audit_appender as its owner, then install again.', schema);
+        END IF;
+    END IF;
     FOREACH fn IN ARRAY ARRAY['audit.capture()', 'audit.admin_log_event()'] LOOP
         IF (SELECT p.proconfig FROM pg_catalog.pg_proc p WHERE p.oid = fn::pg_catalog.regprocedure)
            IS DISTINCT FROM ARRAY[pg_catalog.format('search_path=pg_catalog, %I, pg_temp', schema)] THEN

@@ -62,12 +62,16 @@ def test_each_row_of_insert_update_delete_is_one_event(
     app.execute("UPDATE account SET n = n + 10 WHERE id <= 2")
     app.execute("DELETE FROM account WHERE id = 3")
     assert data_events(db) == [
-        ("INSERT", "public.account", printed({"id": 1}), None, printed({"id": 1, "name": "a", "n": 1})),
-        ("INSERT", "public.account", printed({"id": 2}), None, printed({"id": 2, "name": "b", "n": 2})),
-        ("INSERT", "public.account", printed({"id": 3}), None, printed({"id": 3, "name": "c", "n": 3})),
+        ("INSERT", "public.account",
+         printed({"id": 1}), None, printed({"id": 1, "name": "a", "n": 1})),
+        ("INSERT", "public.account",
+         printed({"id": 2}), None, printed({"id": 2, "name": "b", "n": 2})),
+        ("INSERT", "public.account",
+         printed({"id": 3}), None, printed({"id": 3, "name": "c", "n": 3})),
         ("UPDATE", "public.account", printed({"id": 1}), printed({"n": 1}), printed({"n": 11})),
         ("UPDATE", "public.account", printed({"id": 2}), printed({"n": 2}), printed({"n": 12})),
-        ("DELETE", "public.account", printed({"id": 3}), printed({"id": 3, "name": "c", "n": 3}), None),
+        ("DELETE", "public.account",
+         printed({"id": 3}), printed({"id": 3, "name": "c", "n": 3}), None),
     ]
 
 
@@ -114,7 +118,8 @@ def test_key_change_is_one_update_with_the_new_key_and_the_old_key_in_old_values
     app.execute("INSERT INTO account VALUES (1, 'a', 's', 1)")
     app.execute("UPDATE account SET id = 5, name = 'e'")
     assert data_events(db)[1:] == [
-        ("UPDATE", "public.account", printed({"id": 5}), printed({"id": 1, "name": "a"}), printed({"id": 5, "name": "e"})),
+        ("UPDATE", "public.account",
+         printed({"id": 5}), printed({"id": 1, "name": "a"}), printed({"id": 5, "name": "e"})),
     ]
 
 
@@ -241,7 +246,8 @@ def test_only_the_table_owner_may_enable_tracking(db: Database, roles: dict[str,
         conn.execute("CREATE TABLE public.t (a int PRIMARY KEY)")
         conn.execute(f"GRANT ALL ON public.t TO {roles['app']}")
     with db.connect(roles["app"]) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner of public.t may change its tracking"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="only the owner of public.t may change its tracking"):
             conn.execute("SELECT audit.enable_tracking('public.t')")
     assert events(db) == []
 
@@ -331,10 +337,14 @@ def test_partitioned_table_changes_through_a_partition_are_captured_once(
         assert conn.execute("SELECT table_name, excluded_columns FROM audit.tracked_table"
                             ).fetchall() == [("public.sale", ["n"])]
     assert data_events(db) == [
-        ("INSERT", "public.sale", printed({"id": 1, "region": "eu"}), None, printed({"id": 1, "region": "eu"})),
-        ("UPDATE", "public.sale", printed({"id": 2, "region": "eu"}), printed({"id": 1}), printed({"id": 2})),
-        ("INSERT", "public.sale", printed({"id": 3, "region": "eu"}), None, printed({"id": 3, "region": "eu"})),
-        ("DELETE", "public.sale", printed({"id": 3, "region": "eu"}), printed({"id": 3, "region": "eu"}), None),
+        ("INSERT", "public.sale",
+         printed({"id": 1, "region": "eu"}), None, printed({"id": 1, "region": "eu"})),
+        ("UPDATE", "public.sale",
+         printed({"id": 2, "region": "eu"}), printed({"id": 1}), printed({"id": 2})),
+        ("INSERT", "public.sale",
+         printed({"id": 3, "region": "eu"}), None, printed({"id": 3, "region": "eu"})),
+        ("DELETE", "public.sale",
+         printed({"id": 3, "region": "eu"}), printed({"id": 3, "region": "eu"}), None),
         ("TRUNCATE", "public.sale", None, None, None),
     ]
     assert len(events(db, "TRACKING_ENABLED")) == 1
@@ -366,9 +376,11 @@ def test_row_history_follows_a_row_through_its_key_change(
             "row_key => '{\"id\": \"5\"}')"
         ).fetchall()
     # Under its old key: its life up to and including the key change.
-    assert old_key == [("INSERT", printed({"id": 1})), ("UPDATE", printed({"id": 1})), ("UPDATE", printed({"id": 5}))]
+    assert old_key == [("INSERT", printed({"id": 1})), ("UPDATE", printed({"id": 1})),
+                       ("UPDATE", printed({"id": 5}))]
     # Under its new key: from the key change on (earlier events carry the old key).
-    assert new_key == [("UPDATE", printed({"id": 5})), ("UPDATE", printed({"id": 5})), ("DELETE", printed({"id": 5}))]
+    assert new_key == [("UPDATE", printed({"id": 5})), ("UPDATE", printed({"id": 5})),
+                       ("DELETE", printed({"id": 5}))]
 
 
 def test_columns_named_like_capture_internals_or_with_quotes_and_commas_are_captured(
@@ -441,7 +453,8 @@ def test_a_partition_added_later_is_tracked_in_the_same_command(
         conn.execute("INSERT INTO sale_eu VALUES (2, 'eu')")  # the DDL guard tracked sale_eu
         conn.execute("SELECT audit.enable_tracking('public.sale')")  # nothing left to do
     assert [(e[0], e[2]) for e in data_events(db)] == [
-        ("INSERT", printed({"id": 1, "region": "eu"})), ("INSERT", printed({"id": 2, "region": "eu"}))]
+        ("INSERT", printed({"id": 1, "region": "eu"})),
+        ("INSERT", printed({"id": 2, "region": "eu"}))]
     assert len(events(db, "TRACKING_ENABLED")) == 1
 
 

@@ -143,6 +143,23 @@ def test_unparseable_ip_is_stored_null_with_a_bounded_raw_copy_and_never_aborts(
         assert custom["detail"] == {"k": 1, "ip_raw": raw[:100]}
 
 
+def test_capture_and_log_event_read_an_address_alike(
+    db: Database, app: psycopg.Connection
+) -> None:
+    # Blank is no address; padding is trimmed; the raw copy is the trimmed text.
+    raws = ["   ", "  10.0.0.9  ", "  bad ip  "]
+    for n, raw in enumerate(raws):
+        with app.transaction():
+            app.execute("SELECT set_config('audit.actor_id', 'u1', true)")
+            app.execute("SELECT set_config('audit.ip', %s, true)", [raw])
+            app.execute("INSERT INTO note VALUES (%s, 'x')", [n])
+            app.execute("SELECT audit.log_event(action => 'EXPORT')")
+    recorded = [(e["ip"], e["detail"]) for e in events(db)]
+    assert recorded == [(None, None), (None, None),
+                        ("10.0.0.9", None), ("10.0.0.9", None),
+                        (None, {"ip_raw": "bad ip"}), (None, {"ip_raw": "bad ip"})]
+
+
 def test_valid_addresses_are_stored_as_inet(db: Database, app: psycopg.Connection) -> None:
     for raw in (" 192.168.0.7 ", "2001:db8::1", "10.0.0.0/8"):
         with app.transaction():

@@ -174,7 +174,8 @@ def test_database_owner_with_createrole_installs_with_one_warning_naming_the_mis
             # PostgreSQL 16+ it keeps the ADMIN option CREATEROLE gives a role's
             # creator, which neither inherits nor allows SET ROLE), only as a writer.
             assert conn.execute(
-                "SELECT pg_has_role('audit_owner', 'USAGE'), pg_has_role('audit_appender', 'USAGE'), "
+                "SELECT pg_has_role('audit_owner', 'USAGE'), "
+                "pg_has_role('audit_appender', 'USAGE'), "
                 "pg_has_role('audit_writer', 'USAGE')").fetchone() == (False, False, True)
             if conn.info.server_version >= 160000:
                 assert conn.execute(

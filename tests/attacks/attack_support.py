@@ -245,6 +245,20 @@ def fresh_schemas(db: Database, roles: dict[str, str]) -> int:
     return reset_public_schema(db, roles)
 
 
+def own_schema(db: Database, role: str, name: str) -> None:
+    """A schema owned by role, made by the superuser (an audit_owner member may
+    not create schemas: one could be handed to audit_owner)."""
+    with db.connect() as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+            sql.Identifier(name), sql.Identifier(role)))
+
+
+def as_recorded(statement: str) -> str:
+    """A simple statement as events record it: quoted literals and numbers withheld as ?."""
+    statement = re.sub(r"'(?:[^']|'')*'", "?", statement)
+    return re.sub(r"(?<![\w$])\d+(?:\.\d*)?", "?", statement)
+
+
 def connect_as(db: Database, roles: dict[str, str], who: str) -> psycopg.Connection:
     """A connection as a test role by short name, or as the superuser."""
     return db.connect() if who == "superuser" else db.connect(roles[who])

@@ -90,7 +90,7 @@ def test_a_ten_megabyte_value_is_recorded_whole(
                     reason="4 to 8 s and 1.5 GB of server memory: PG_AUDIT_TEST_SLOW=1 runs it")
 @pytest.mark.xfail(
     strict=True,
-    reason="hole: a row whose values come to more than jsonb's 256 MB (268,435,455 bytes) "
+    reason="residual (docs/security.md, Limits): a row whose values come to more than jsonb's 256 MB (268,435,455 bytes) "
            "cannot be captured: hstore_to_jsonb fails with 'total size of jsonb object "
            "elements exceeds the maximum' and the INSERT is aborted (text accepts 1 GB)",
 )

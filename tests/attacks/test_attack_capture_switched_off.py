@@ -178,13 +178,6 @@ def test_replica_mode_skips_no_capture_trigger(acct: Database, roles: dict[str, 
     assert [e["action"] for e in w.new_events] == ["INSERT", "UPDATE", "DELETE"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hole: the commit-time check compares the capture triggers at COMMIT only, so the "
-           "table's owner can drop one, write unseen, and create it again (the same definition) "
-           "in the same transaction: no TRACKING_* event, and the DDL event recorded for the "
-           "re-enabling ALTER TABLE does not show the drop or the unseen write",
-)
 @pytest.mark.parametrize("recreate", ids=["by_hand", "by_enable_tracking"], argvalues=[
     "CREATE TRIGGER audit_capture_delete " + DELETE_ON
     + " FOR EACH STATEMENT EXECUTE FUNCTION audit.capture(" + RIGHT_ARGS + "); "
@@ -208,13 +201,6 @@ def test_a_capture_trigger_dropped_and_made_again_in_one_transaction_leaves_a_tr
         w.new_events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: enable_tracking accepts a temporary table, which PostgreSQL drops at the end "
-           "of the session without event triggers: no event records its end, and audit.tracking "
-           "keeps it, so audit.tracked_table lists a table that no longer exists as tracked "
-           "with incomplete capture (pg-audit status warns about it for good)",
-)
 def test_a_tracked_temporary_table_leaves_no_stale_tracking_behind(
     fresh: Database, roles: dict[str, str]
 ) -> None:
