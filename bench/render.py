@@ -93,18 +93,22 @@ def targets(data: dict[str, Any]) -> list[list[str]]:
             f"{_r(worst['tracked_vs_untracked'], 1, 'x')} the untracked time",
             _verdict(worst["ratio_to_floor"]["median"] <= BULK_MAX),
         ])
+    # A cached plan that degrades after single-row statements shows as a larger
+    # overhead over the floor in the warm session than in the fresh one; the floor
+    # of the same repetition takes the machine's load out of the comparison.
     warm = []
     for op in ("update", "insert", "delete"):
         by = {r["session"]: r for r in bulk if r["operation"] == op}
-        if "fresh" in by and "warm" in by:
-            f, w = by["fresh"]["cpu_s"]["tracked"], by["warm"]["cpu_s"]["tracked"]
-            if f and w and f["median"] > 0:
-                warm.append((w["median"] / f["median"], op))
+        if "fresh" in by and "warm" in by and by["fresh"]["ratio_to_floor"] and by["warm"]["ratio_to_floor"]:
+            f, w = by["fresh"], by["warm"]
+            cpu = w["cpu_s"]["tracked"]["median"] / f["cpu_s"]["tracked"]["median"]
+            warm.append((w["ratio_to_floor"]["median"] / f["ratio_to_floor"]["median"], op, cpu))
     if warm:
         worst_w = max(warm)
         rows.append([
-            f"bulk after single-row statements in the same session as fast as in a fresh one (tracked CPU, warm/fresh <= {WARM_MAX:.2f})",
-            "; ".join(f"{op.upper()} {x:.2f}" for x, op in warm),
+            "bulk after single-row statements in the same session as fast as in a fresh one "
+            f"(overhead over the floor, warm/fresh <= {WARM_MAX:.2f})",
+            "; ".join(f"{op.upper()} {x:.2f} (tracked CPU {cpu:.2f})" for x, op, cpu in warm),
             _verdict(worst_w[0] <= WARM_MAX),
         ])
     upd = {r["operation"]: r for r in sq.get("bytes_per_event", [])}
