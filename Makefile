@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# The benchmark suite (about 11 minutes on 2 cores); BENCH_ARGS=--smoke for seconds.
+# The benchmark suite (about 7 minutes on 2 cores); BENCH_ARGS=--smoke for seconds.
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 

@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmark suite and write the results file.
 
-bench/run                    # full run (about 12 minutes on 2 cores)
+bench/run                    # full run (about 7 minutes on 2 cores)
 bench/run --smoke            # seconds; what CI runs
 bench/run --full-reporting   # the reporting level on 10M events instead of 1M
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
 
-from . import sql_level
+from . import floors, indexes, sql_level
 from .common import BENCH_DIR, ROOT, Results, bench_server, log, machine_info
 
 LEVELS = ("sql", "django", "reporting")
@@ -48,9 +49,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bindir", default=None, help="PostgreSQL bin directory (pgbench)")
     p.add_argument("--port", type=int, default=55499)
     p.add_argument("--seconds", type=float, default=None, help="pgbench run length (full: 2)")
-    p.add_argument("--reps", type=int, default=None,
-                   help="repetitions of every level (full: sql 3, bulk 5, django 5)")
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions of every measurement (full: floors 41, bulk 5, index costs 41 and 3, "
+        "pgbench 3, django 5)",
+    )
     return p.parse_args(argv)
+
+
+def sql_config(args: argparse.Namespace) -> sql_level.SqlConfig:
+    if args.smoke:
+        cfg = sql_level.SqlConfig(
+            floors=floors.FloorConfig(single_n=20, single_reps=2, bulk_rows=500, bulk_reps=1),
+            indexes=indexes.IndexConfig(single_n=10, single_reps=2, bulk_rows=200, bulk_reps=1),
+            pgbench_seconds=0.1,
+            pgbench_reps=1,
+            bytes_rows=30,
+        )
+    else:
+        cfg = sql_level.SqlConfig(
+            floors=floors.FloorConfig(single_n=500, single_reps=41, bulk_rows=100_000, bulk_reps=5),
+            indexes=indexes.IndexConfig(
+                single_n=250, single_reps=41, bulk_rows=100_000, bulk_reps=3
+            ),
+            pgbench_seconds=2,
+            pgbench_reps=3,
+            bytes_rows=2000,
+        )
+    if args.seconds is not None:
+        cfg = dataclasses.replace(cfg, pgbench_seconds=args.seconds)
+    if args.reps is not None:
+        cfg = dataclasses.replace(
+            cfg,
+            pgbench_reps=args.reps,
+            floors=dataclasses.replace(cfg.floors, single_reps=args.reps, bulk_reps=args.reps),
+            indexes=dataclasses.replace(cfg.indexes, single_reps=args.reps, bulk_reps=args.reps),
+        )
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,26 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_info(target),
         }
         if "sql" in levels:
-            cfg = (
-                sql_level.SqlConfig(
-                    seconds=0.1,
-                    reps=1,
-                    bulk_rows=2000,
-                    bulk_reps=1,
-                    bytes_rows=50,
-                    clients=(1, 2),
-                    sync=("on", "off"),
-                    modes=("prepared", "simple"),
-                )
-                if args.smoke
-                else sql_level.SqlConfig(
-                    seconds=2, reps=3, bulk_rows=100_000, bulk_reps=5, bytes_rows=3000
-                )
-            )
-            if args.seconds is not None:
-                cfg = dataclasses.replace(cfg, seconds=args.seconds)
-            if args.reps is not None:
-                cfg = dataclasses.replace(cfg, reps=args.reps, bulk_reps=args.reps)
+            cfg = sql_config(args)
             t0 = time.time()
             results.data["sql"] = sql_level.run(target, cfg)
             results.data["sql"]["elapsed_s"] = round(time.time() - t0, 1)
@@ -117,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             results.data["reporting"]["elapsed_s"] = round(time.time() - t0, 1)
             results.save()
     results.data["elapsed_s"] = round(time.time() - started, 1)
+    results.data["machine"]["loadavg_at_end"] = os.getloadavg()
     results.save()
     log(f"results: {out} ({results.data['elapsed_s']} s)")
     if docs:

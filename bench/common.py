@@ -114,14 +114,18 @@ def ensure_role(target: Target, role: str, grants: list[str]) -> None:
 
 
 def summarize(values: list[float]) -> dict[str, float | int] | None:
-    """Median and spread (min, max) of repeated measurements; None when there are none."""
+    """Median and spread (min, max, quartiles) of repeated measurements; None when there
+    are none."""
     if not values:
         return None
     ordered = sorted(values)
+    q1, _, q3 = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else (ordered[0],) * 3
     return {
         "median": statistics.median(ordered),
         "min": ordered[0],
         "max": ordered[-1],
+        "q1": q1,
+        "q3": q3,
         "n": len(ordered),
     }
 

@@ -36,6 +36,14 @@ def _call(python: Path, phase: str, args: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError(f"{args['library']} {phase} failed:\n" + "\n".join(tail))
 
 
+def cpu_seconds(measured: dict[str, Any]) -> float | None:
+    """CPU of the Django process and its database backend for one workload, or None when
+    the backend's CPU could not be read (a remote server)."""
+    if measured.get("server_cpu_s") is None:
+        return None
+    return float(measured["client_cpu_s"] + measured["server_cpu_s"])
+
+
 def capture_status(history: list[int | None], expected: int) -> str:
     if any(h is None for h in history):
         return "n/a"
@@ -102,6 +110,7 @@ def run(
     table = []
     for wl in WORKLOADS:
         base = [r[wl]["seconds"] for r in raw["none"]]
+        base_cpu = [cpu_seconds(r[wl]) for r in raw["none"]]
         for lib in active:
             runs = raw[lib]
             if not runs:
@@ -109,17 +118,33 @@ def run(
             expected = runs[0][wl]["operations"]
             status = capture_status([r[wl]["history_rows"] for r in runs], expected)
             secs = [r[wl]["seconds"] for r in runs]
+            cpu = [cpu_seconds(r[wl]) for r in runs]
             row: dict[str, Any] = {
                 "workload": wl,
                 "library": lib,
                 "operations": expected,
                 "capture": status,
                 "us_per_op": summarize([s / expected * 1e6 for s in secs]),
+                "cpu_us_per_op": summarize([c / expected * 1e6 for c in cpu if c is not None]),
+                # the two parts of it: Django's process, and its database backend
+                "client_cpu_us_per_op": summarize(
+                    [r[wl]["client_cpu_s"] / expected * 1e6 for r in runs]
+                ),
+                "server_cpu_us_per_op": summarize(
+                    [
+                        r[wl]["server_cpu_s"] / expected * 1e6
+                        for r in runs
+                        if r[wl].get("server_cpu_s") is not None
+                    ]
+                ),
                 "history_rows_per_rep": [r[wl]["history_rows"] for r in runs],
             }
             if lib != "none" and len(base) == len(secs):
                 # time ratio library/none of the same round; only meaningful if captured
                 row["ratio"] = ratio_summary(list(zip(base, secs, strict=True)))
+                row["cpu_ratio"] = ratio_summary(
+                    [(b, c) for b, c in zip(base_cpu, cpu, strict=True) if b and c]
+                )
             if wl == "request":
                 row["who_and_where"] = runs[-1][wl].get("who_and_where")
             table.append(row)

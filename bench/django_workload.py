@@ -224,11 +224,11 @@ def history_rows(library: str) -> int | None:
 def who_and_where(library: str) -> str | None:
     """What the newest history row says about user and address (request workload)."""
     queries = {
-        "django_bridge": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || ip) "
+        "django_bridge": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || host(ip)) "
         "FROM audit.event WHERE table_name = 'public.benchapp_item' ORDER BY id DESC LIMIT 1",
         "pghistory": "SELECT c.metadata::text FROM benchapp_itemevent e "
         "LEFT JOIN pghistory_context c ON c.id = e.pgh_context_id ORDER BY e.pgh_id DESC LIMIT 1",
-        "auditlog": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || remote_addr) "
+        "auditlog": "SELECT concat_ws(' ', 'actor_id=' || actor_id, 'ip=' || host(remote_addr)) "
         "FROM auditlog_logentry ORDER BY id DESC LIMIT 1",
         "auditrum": "SELECT c.metadata::text FROM auditlog a "
         "LEFT JOIN audit_context c ON c.id = a.context_id "
@@ -246,6 +246,21 @@ def who_and_where(library: str) -> str | None:
     return (str(rows[0][0])[:200] or "(nothing recorded)") if rows else None
 
 
+def backend_pid() -> int:
+    from django.db import connection
+
+    connection.ensure_connection()
+    return int(connection.connection.info.backend_pid)
+
+
+def server_cpu(pid: int) -> float | None:
+    """CPU seconds of a local backend so far (None when /proc does not show it)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run(library: str, sizes: dict[str, int]) -> dict[str, Any]:
     from benchapp.models import Item
     from django.contrib.auth import get_user_model
@@ -261,12 +276,21 @@ def run(library: str, sizes: dict[str, int]) -> dict[str, Any]:
 
     def measure(name: str, expected: int, fn: Any) -> None:
         before = history_rows(library)
-        start = time.perf_counter()
+        pid = backend_pid()
+        server0, client0, start = server_cpu(pid), time.process_time(), time.perf_counter()
         fn()
         seconds = time.perf_counter() - start
+        client, server1 = time.process_time() - client0, server_cpu(pid)
+        same_backend = backend_pid() == pid
         after = history_rows(library)
         results[name] = {
             "seconds": seconds,
+            # CPU of this process (Django, the library, psycopg) and of its database
+            # backend: the work done, whatever else the machine runs meanwhile
+            "client_cpu_s": client,
+            "server_cpu_s": server1 - server0
+            if server0 is not None and server1 is not None and same_backend
+            else None,
             "operations": expected,
             "history_rows": None if before is None else after - before,
         }  # type: ignore[operator]

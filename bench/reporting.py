@@ -3,7 +3,9 @@ and the admin changelist timed on it.
 
 The log is generated set-based by the superuser (INSERT is what the append-only
 triggers allow), spread over the last 90 days in monthly partitions, with a mix of
-data changes, logins, failed-login bursts, admin actions and privilege changes.
+data changes, logins, failed-login bursts, admin actions and privilege changes; its
+older half shaped as events from before step 0006, its newer half as capture writes
+them now (see GENERATE).
 Only what exists at run time is timed; the rest is listed as missing.
 """
 
@@ -31,42 +33,64 @@ DATA_TABLES = [
     "shop_shipment",
 ]
 
+# The older half of the log is shaped as events written before step 0006 (typed
+# JSON values); the newer half as the capture writes them now: values as text,
+# a key change now and then (old_row_key), and every twentieth data change made
+# without application context, carrying its statement.
 GENERATE = """
 INSERT INTO audit.event (occurred_at, tx_started_at, action, outcome, actor_id, actor_name, ip,
-                         user_agent, request_id, db_role, table_name, row_key, old_values,
-                         new_values, detail)
+                         user_agent, request_id, db_role, table_name, row_key, old_row_key,
+                         old_values, new_values, detail)
 SELECT ts, ts, action,
        CASE action WHEN 'LOGIN' THEN 'success' WHEN 'LOGOUT' THEN 'success'
                    WHEN 'LOGIN_FAILED' THEN 'failure' END,
-       CASE WHEN action = 'LOGIN_FAILED' THEN NULL ELSE actor END,
-       CASE WHEN action = 'LOGIN_FAILED' THEN NULL ELSE 'user' || actor END,
-       CASE WHEN action = 'LOGIN_FAILED' THEN ('198.51.100.' || (g %% 20))::inet
+       CASE WHEN action = 'LOGIN_FAILED' OR bare THEN NULL ELSE actor END,
+       CASE WHEN action = 'LOGIN_FAILED' OR bare THEN NULL ELSE 'user' || actor END,
+       CASE WHEN bare THEN NULL
+            WHEN action = 'LOGIN_FAILED' THEN ('198.51.100.' || (g %% 20))::inet
             ELSE ('10.' || (g %% 200) || '.' || (g / 200 %% 250) || '.' || (g %% 7 + 1))::inet END,
-       'Mozilla/5.0 (bench ' || (g %% 12) || ')', 'req-' || (g / 4), 'app',
-       tbl, CASE WHEN tbl IS NOT NULL THEN jsonb_build_object('id', rid) END,
+       CASE WHEN NOT bare THEN 'Mozilla/5.0 (bench ' || (g %% 12) || ')' END,
+       CASE WHEN NOT bare THEN 'req-' || (g / 4) END,
+       CASE WHEN bare THEN 'dba' ELSE 'app' END,
+       tbl, CASE WHEN tbl IS NOT NULL THEN jsonb_build_object('id', pg_temp.v(rid, newer)) END,
+       CASE WHEN moved THEN jsonb_build_object('id', pg_temp.v(rid + 200000, newer)) END,
        CASE WHEN action = 'UPDATE' AND tbl = 'public.auth_user'
-                THEN jsonb_build_object('is_superuser', false)
-            WHEN action = 'UPDATE' THEN jsonb_build_object('qty', g %% 1000)
-            WHEN action = 'DELETE' THEN jsonb_build_object('id', rid, 'qty', g %% 1000,
-                                                           'name', 'item ' || rid, 'updated_at', ts)
+                THEN jsonb_build_object('is_superuser', pg_temp.v(false, newer))
+            WHEN moved THEN jsonb_build_object('id', pg_temp.v(rid + 200000, newer))
+            WHEN action = 'UPDATE' THEN jsonb_build_object('qty', pg_temp.v(g %% 1000, newer))
+            WHEN action = 'DELETE'
+                THEN jsonb_build_object('id', pg_temp.v(rid, newer),
+                                        'qty', pg_temp.v(g %% 1000, newer),
+                                        'name', 'item ' || rid, 'updated_at', ts)
        END,
        CASE WHEN action = 'UPDATE' AND tbl = 'public.auth_user'
-                THEN jsonb_build_object('is_superuser', true)
-            WHEN action = 'UPDATE' THEN jsonb_build_object('qty', g %% 1000 + 1)
+                THEN jsonb_build_object('is_superuser', pg_temp.v(true, newer))
+            WHEN moved THEN jsonb_build_object('id', pg_temp.v(rid, newer))
+            WHEN action = 'UPDATE' THEN jsonb_build_object('qty', pg_temp.v(g %% 1000 + 1, newer))
             WHEN action = 'INSERT' AND tbl = 'public.auth_user_groups'
-                THEN jsonb_build_object('id', rid, 'user_id', actor::int, 'group_id', 1)
-            WHEN action = 'INSERT' THEN jsonb_build_object('id', rid, 'qty', g %% 1000,
-                                                           'name', 'item ' || rid, 'updated_at', ts)
+                THEN jsonb_build_object('id', pg_temp.v(rid, newer),
+                                        'user_id', pg_temp.v(actor::int, newer),
+                                        'group_id', pg_temp.v(1, newer))
+            WHEN action = 'INSERT'
+                THEN jsonb_build_object('id', pg_temp.v(rid, newer),
+                                        'qty', pg_temp.v(g %% 1000, newer),
+                                        'name', 'item ' || rid, 'updated_at', ts)
        END,
-       CASE action WHEN 'LOGIN_FAILED' THEN jsonb_build_object('username', 'user' || actor)
-                   WHEN 'ADMIN_UPDATE' THEN jsonb_build_object('message', 'Changed qty.',
-                                                               'object_id', rid::text)
+       CASE WHEN action = 'LOGIN_FAILED' THEN jsonb_build_object('username', 'user' || actor)
+            WHEN action = 'ADMIN_UPDATE' THEN jsonb_build_object('message', 'Changed qty.',
+                                                                  'object_id', rid::text)
+            WHEN bare THEN jsonb_build_object(
+                'statement', CASE action
+                    WHEN 'UPDATE' THEN 'UPDATE ' || tbl || ' SET qty = qty + 1 WHERE id = ' || rid
+                    WHEN 'INSERT' THEN 'INSERT INTO ' || tbl || ' (id) VALUES (' || rid || ')'
+                    ELSE 'DELETE FROM ' || tbl || ' WHERE id = ' || rid END)
        END
 FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g
 CROSS JOIN LATERAL (
     SELECT now() - make_interval(secs => %(span)s * (1 - g::float8 / %(total)s)) AS ts,
            ((g * 7919) %% 5000 + 1)::text AS actor,
            (g * 31) %% 200000 + 1 AS rid,
+           g > %(total)s / 2 AS newer,
            CASE WHEN g %% 100 < 55 THEN 'UPDATE' WHEN g %% 100 < 70 THEN 'INSERT'
                 WHEN g %% 100 < 75 THEN 'DELETE' WHEN g %% 100 < 85 THEN 'LOGIN'
                 WHEN g %% 100 < 91 THEN 'LOGIN_FAILED' WHEN g %% 100 < 95 THEN 'LOGOUT'
@@ -77,6 +101,16 @@ CROSS JOIN LATERAL (
                 WHEN g %% 100 = 97 THEN 'public.auth_user_groups'
                 WHEN g %% 100 = 98 THEN 'public.auth_user' END AS tbl
 ) x
+CROSS JOIN LATERAL (
+    SELECT newer AND tbl IS NOT NULL AND g %% 20 = 0 AS bare,
+           newer AND action = 'UPDATE' AND tbl LIKE 'public.shop%%' AND g %% 1000 = 1 AS moved
+) y
+"""
+# A value as the capture of its time wrote it: typed JSON before step 0006, text after.
+VALUE_FUNCTION = """
+CREATE FUNCTION pg_temp.v(val anyelement, as_text boolean) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT CASE WHEN as_text THEN to_jsonb(val::text) ELSE to_jsonb(val) END $$
 """
 
 # (label, SQL, objects it needs). Functions are called with named arguments where the
@@ -84,7 +118,7 @@ CROSS JOIN LATERAL (
 VIEWS = [
     (
         "core: audit.row_history of one row",
-        "SELECT count(*) FROM audit.row_history('public.shop_order'::regclass, '{\"id\": 4243}')",
+        "SELECT count(*) FROM audit.row_history('public.shop_order'::regclass, '{\"id\": 18601}')",
         ["audit.row_history"],
     ),
     (
@@ -130,9 +164,8 @@ VIEWS = [
         ["audit.privilege_changes"],
     ),
     (
-        "audit.column_changes: one row",
-        "SELECT count(*) FROM audit.column_changes WHERE table_name = 'public.shop_order' "
-        "AND row_key = '{\"id\": 4243}'",
+        "audit.column_changes() of one row",
+        "SELECT count(*) FROM audit.column_changes('public.shop_order', '{\"id\": 18601}')",
         ["audit.column_changes"],
     ),
     (
@@ -145,7 +178,7 @@ VIEWS = [
 
 def _investigations(conn: Any) -> list[tuple[str, str, list[str]]]:
     """Calls of the investigation functions (signatures of sql/0003_reporting.sql)."""
-    key = "'{\"id\": 4243}'::jsonb"
+    key = "'{\"id\": 18601}'::jsonb"
     return [
         ("audit.failed_login_bursts() with defaults (last day)",
          "SELECT count(*) FROM audit.failed_login_bursts()", ["audit.failed_login_bursts"]),
@@ -175,7 +208,10 @@ def setup(target: Target, events: int) -> dict[str, Any]:
     with target.connect(DB) as conn:
         for t in DATA_TABLES:
             conn.execute(
-                sql.SQL("CREATE TABLE public.{} (id bigint PRIMARY KEY)").format(sql.Identifier(t))
+                sql.SQL(
+                    "CREATE TABLE public.{} (id bigint PRIMARY KEY, qty integer, name text, "
+                    "updated_at timestamptz)"
+                ).format(sql.Identifier(t))
             )
             # The investigation functions answer for tracked tables only.
             conn.execute("SELECT audit.enable_tracking(%s::regclass)", [f"public.{t}"])
@@ -196,6 +232,7 @@ def setup(target: Target, events: int) -> dict[str, Any]:
                 )
             )
             conn.execute("SELECT audit.protect_table(%s::regclass)", [f"audit.{name}"])
+        conn.execute(VALUE_FUNCTION)
         chunk = 500_000
         start = time.perf_counter()
         for lo in range(1, events + 1, chunk):
@@ -215,11 +252,31 @@ def setup(target: Target, events: int) -> dict[str, Any]:
     }
 
 
-def time_queries(target: Target, reps: int) -> list[dict[str, Any]]:
+# Queries that look a row up by its key: timed again as if every event were written
+# after step 0006 (no older events to scan for keys that moved).
+BY_KEY = ("row_history", "column_changes()", "last_change", "row_as_of")
+
+
+def _step6_applied_at(conn: Any, at: str) -> None:
+    """Records step 0006 as applied at ``at`` (an SQL timestamptz expression): the
+    investigation functions scan events older than that for keys that moved before
+    old_row_key existed. Benchmark databases only: schema_version is append-only."""
+    conn.execute("ALTER TABLE audit.schema_version DISABLE TRIGGER audit_append_only")
+    conn.execute(
+        sql.SQL("UPDATE audit.schema_version SET applied_at = {} WHERE version = 6").format(
+            sql.SQL(at)
+        )
+    )
+    conn.execute("ALTER TABLE audit.schema_version ENABLE ALWAYS TRIGGER audit_append_only")
+
+
+def time_queries(target: Target, reps: int, *, by_key_only: bool = False) -> list[dict[str, Any]]:
     out = []
     with target.connect(DB) as conn:
         conn.execute("SET statement_timeout = '120s'")
         for label, query, needs in VIEWS + _investigations(conn):
+            if by_key_only and not any(k in label for k in BY_KEY):
+                continue
             missing = [n for n in needs if not _exists(conn, n)]
             if missing:
                 out.append({"query": label, "status": f"missing: {', '.join(missing)}"})
@@ -274,7 +331,16 @@ def run(target: Target, *, events: int, smoke: bool) -> dict[str, Any]:
     generated = setup(target, events)
     reps = 1 if smoke else 5
     log("reporting: timing views and functions")
+    with target.connect(DB) as conn:
+        # The older half of the log is shaped as from before step 0006: the
+        # upgrade happened half-way.
+        _step6_applied_at(conn, f"now() - interval '{SPAN_DAYS // 2} days'")
     queries = time_queries(target, reps)
+    with target.connect(DB) as conn:
+        _step6_applied_at(conn, f"now() - interval '{SPAN_DAYS + 1} days'")
+    for q in time_queries(target, reps, by_key_only=True):
+        q["query"] += " (every event written since step 0006)"
+        queries.append(q)
     log("reporting: timing the admin changelist")
     admin = time_admin(target, reps)
     return {"log": generated, "queries": queries, "admin": admin, "reps": reps}
