@@ -39,7 +39,7 @@ CREATE FUNCTION audit.known_tables() RETURNS SETOF text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT t.table_name FROM audit.tracked_table t
+    SELECT t.table_name FROM audit.tracking t WHERE t.relation = t.tracked_table  -- not the view: no capture_state()
     UNION
     SELECT e.table_name FROM audit.event e
     WHERE e.action IN ('TRACKING_ENABLED', 'TRACKING_DISABLED') AND e.table_name IS NOT NULL
