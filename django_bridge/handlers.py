@@ -24,7 +24,7 @@ from django.db.backends.signals import connection_created
 
 from .context import LIMITS, AuditContext, ContextValues, actor_of, clean, current
 from .routing import event_database
-from .sending import CONTEXT_SQL, NAMES, install_wrapper
+from .sending import CONTEXT_SQL, NAMES, context_cursor, install_wrapper
 
 logger = logging.getLogger("django_bridge")
 
@@ -81,7 +81,7 @@ def _write(alias: str, context: list[str], params: list[Any]) -> None:
     around authenticate() stay its own."""
     connection = connections[alias]
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
+    with context_cursor(connection.connection) as cursor:
         if connection.get_autocommit():
             cursor.execute("BEGIN")
             try:

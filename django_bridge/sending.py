@@ -3,16 +3,24 @@
 One execute wrapper sits on every PostgreSQL connection (added when the
 connection is created) and does nothing unless a context is set (request
 middleware or audit_context). With a context, a statement that can write is
-preceded by one set_config() per setting, transaction-local (is_local true):
+preceded by five "SET LOCAL audit.<name> = <value>" (transaction-local; the
+driver quotes the values, as it binds any parameter on the client):
 
-- in the same round trip, "SELECT set_config(...); <statement>" as one simple
-  query, which PostgreSQL runs as one transaction in autocommit mode, when the
-  driver binds parameters on the client (psycopg 3's default ClientCursor, and
+- in the same round trip, "SET LOCAL ...; <statement>" as one simple query,
+  which PostgreSQL runs as one transaction in autocommit mode, when the driver
+  binds parameters on the client (psycopg 3's default ClientCursor, and
   psycopg2) and Django is not recording the SQL text;
 - otherwise (server-side binding, executemany, or DEBUG / CaptureQueriesContext
-  / assertNumQueries recording queries) as its own statement first, on the
-  driver's cursor (never through Django's, so it is not logged nor counted),
-  inside BEGIN ... COMMIT of its own when the connection is in autocommit mode.
+  / assertNumQueries recording queries) as a round trip of its own first, on a
+  client-binding cursor of the driver's connection (never through Django's, so
+  it is not logged nor counted), opening the transaction itself ("BEGIN; SET
+  LOCAL ...") and ending it after the statement when the connection is in
+  autocommit mode.
+
+SET LOCAL rather than SELECT set_config(..., true): the same transaction-local
+settings, but a utility statement that the server neither plans nor executes
+as a query; five SET LOCAL cost the server less than one SELECT of five
+set_config() calls (docs/django.md, "Cost").
 
 So the SQL text that Django logs and counts is the application's statement
 alone: user names, addresses and user agents never reach connection.queries,
@@ -40,12 +48,9 @@ _LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE)\b", re.IGNORECA
 _IDLE, _INTRANS, _INERROR = 0, 2, 3
 
 NAMES = ("actor_id", "actor_name", "ip", "user_agent", "request_id")
-CONTEXT_SQL = "SELECT " + ", ".join(
-    f"pg_catalog.set_config('audit.{name}', %s, true)" for name in NAMES
-)
-_NAMED_SQL = "SELECT " + ", ".join(
-    f"pg_catalog.set_config('audit.{name}', %(_pg_audit_{name})s, true)" for name in NAMES
-)
+# Parameters bound on the client only (see context_cursor): SET takes no $1.
+CONTEXT_SQL = "; ".join(f"SET LOCAL audit.{name} = %s" for name in NAMES)
+_NAMED_SQL = "; ".join(f"SET LOCAL audit.{name} = %(_pg_audit_{name})s" for name in NAMES)
 
 
 def is_write(sql: str) -> bool:
@@ -67,6 +72,14 @@ def _status(connection: Any) -> int:
 def _psycopg3(cursor: Any) -> bool:
     psycopg = sys.modules.get("psycopg")  # imported by Django when it is the driver
     return psycopg is not None and isinstance(cursor, psycopg.Cursor)
+
+
+def context_cursor(raw: Any) -> Any:
+    """A cursor of the driver's connection that binds on the client, for CONTEXT_SQL."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(raw, psycopg.Connection):
+        return psycopg.ClientCursor(raw)
+    return raw.cursor()  # psycopg2 binds on the client
 
 
 def _binds_on_client(cursor: Any) -> bool:
@@ -106,7 +119,9 @@ def audit_execute_wrapper(
     if not many and not connection.queries_logged and _binds_on_client(driver_cursor):
         result = _send_combined(execute, sql, params, context, values)
         if _psycopg3(driver_cursor):
-            driver_cursor.nextset()  # psycopg 3 keeps each statement's result; psycopg2 the last
+            # psycopg 3 keeps each statement's result (psycopg2 the last): skip the SETs'
+            for _ in NAMES:
+                driver_cursor.nextset()
     else:
         result = _send_apart(execute, sql, params, many, context, values, status)
     if _status(connection) == _INTRANS:
@@ -139,12 +154,10 @@ def _send_apart(
     values: ContextValues, status: int,
 ) -> Any:
     connection = context["connection"]
-    with connection.connection.cursor() as cursor:
+    with context_cursor(connection.connection) as cursor:
         own = status == _IDLE and connection.get_autocommit()
-        if own:
-            cursor.execute("BEGIN")
         try:
-            cursor.execute(CONTEXT_SQL, list(values))
+            cursor.execute(f"BEGIN; {CONTEXT_SQL}" if own else CONTEXT_SQL, list(values))
             result = execute(sql, params, many, context)
         except BaseException:
             if own:
@@ -163,7 +176,7 @@ def clear_leftovers(ctx: AuditContext) -> None:
         connection.pg_audit_sent = None
         try:
             if connection.connection is not None and _status(connection) == _INTRANS:
-                with connection.connection.cursor() as cursor:
+                with context_cursor(connection.connection) as cursor:
                     cursor.execute(CONTEXT_SQL, [""] * len(NAMES))
         except Exception:  # noqa: BLE001 - a broken connection has no context left to clear
             pass

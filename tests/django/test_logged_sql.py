@@ -26,7 +26,8 @@ AGENT = "Agent-7c1f (secret marker)"
 
 
 def _user_data_in(statements: list[str], *markers: str) -> list[str]:
-    return [s for s in statements if "set_config" in s or any(m in s for m in markers)]
+    return [s for s in statements
+            if "set_config" in s or "audit." in s or any(m in s for m in markers)]
 
 
 def test_a_request_logs_only_its_own_statements(client: Client, alice: Any) -> None:
@@ -61,7 +62,8 @@ def test_the_sql_logger_and_query_counts_are_those_without_the_bridge(
     assert len(audited) == len(plain)
     assert _user_data_in(audited, AGENT, "job-runner-5f") == [], audited
     logged = [r.getMessage() for r in caplog.records if r.name == "django.db.backends"]
-    assert logged and not any("set_config" in m or AGENT in m for m in logged), logged
+    assert logged and not any("set_config" in m or "audit." in m or AGENT in m
+                              for m in logged), logged
     (event,) = product_events(name)
     assert (event["actor_name"], event["user_agent"]) == ("job-runner-5f", AGENT)
 
