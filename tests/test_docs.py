@@ -139,7 +139,7 @@ def test_every_index_the_dba_guide_names_exists(db: Any) -> None:
     installed, so a dropped or renamed index shows up here."""
     text = (DOCS / "dba-guide.md").read_text(encoding="utf-8")
     named = set(re.findall(r"\bevent_\w*(?:_idx\d*|_pkey)\b", text))
-    assert "event_action_idx" in named and "event_2026_11_occurred_at_action_idx" in named
+    assert {"event_action_idx", "event_auth_idx", "event_privilege_idx"} <= named
     with db.connect() as su:
         su.execute(
             "CREATE TABLE audit.event_2026_11 PARTITION OF audit.event "
@@ -152,4 +152,15 @@ def test_every_index_the_dba_guide_names_exists(db: Any) -> None:
                 "AND relkind IN ('i', 'I')"
             ).fetchall()
         }
+        # The guide says which partition index stands for which index of audit.event.
+        parents = dict(
+            su.execute(
+                "SELECT c.relname, p.relname FROM pg_inherits h "
+                "JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_class p ON p.oid = h.inhparent "
+                "WHERE c.relname LIKE 'event_2026_11%' AND c.relkind = 'i'"
+            ).fetchall()
+        )
     assert sorted(named - existing) == []
+    assert parents["event_2026_11_action_occurred_at_idx"] == "event_action_idx"
+    assert parents["event_2026_11_occurred_at_idx1"] == "event_auth_idx"
+    assert parents["event_2026_11_occurred_at_idx2"] == "event_privilege_idx"
