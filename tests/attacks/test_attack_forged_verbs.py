@@ -133,6 +133,39 @@ def test_a_superusers_capture_triggers_name_the_table_they_fire_on_whatever_the_
         "TRACKING_ENABLED", "INSERT", "UPDATE", "TRUNCATE"]
 
 
+@pytest.mark.parametrize("argument", ["'not {an array'", "'{1}', '{id}', '{x}', '{}'",
+                                      "'{1}', '{id}', '{}', '{unclosed'"])
+def test_capture_triggers_whose_arguments_do_not_parse_break_no_readers_view(
+    fresh: Database, roles: dict[str, str], argument: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A superuser may make any trigger (and a managed install has no guard):
+    # arguments that are not the arrays capture reads make the triggers
+    # malformed, listed as such, never an error in audit.tracked_table or in
+    # pg-audit status for every other table.
+    from pg_audit_schema.cli import main
+
+    scratch_and_target(fresh, roles, "app")
+    with fresh.connect() as conn, conn.transaction():
+        for op, shape in TRIGGERS.items():
+            conn.execute(f"CREATE TRIGGER audit_capture_{op} "
+                         f"{shape.format(t='own_app.scratch')} "
+                         f"FOR EACH STATEMENT EXECUTE FUNCTION audit.capture({argument})")
+    with fresh.connect(roles["reader"]) as conn:
+        listed = dict(conn.execute(
+            "SELECT table_name, excluded_columns FROM audit.tracked_table").fetchall())
+    assert listed.get("public.acct") == ["secret"]
+    capsys.readouterr()
+    assert main(["--dsn", fresh.conninfo(roles["reader"]), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "public.acct" in out
+    # The guard reads them too: the owner's DDL on that table gets the guard's
+    # one-line refusal (the triggers are not capture's), not a parse error.
+    with fresh.connect(roles["app"]) as conn:
+        error = attempt(conn, "ALTER TABLE own_app.scratch ADD COLUMN extra int")
+    assert_refused(error, GUARDED, "ALTER TABLE own_app.scratch ADD COLUMN extra int")
+
+
 @pytest.mark.parametrize("attacker", ATTACKERS)
 def test_admin_log_event_on_a_table_not_named_django_admin_log_is_refused(
     fresh: Database, roles: dict[str, str], attacker: str
