@@ -20,9 +20,9 @@ from .events import EVENT_COLUMNS
 try:
     import psycopg
 
-    _DriverError: type[Exception] = psycopg.Error
-except ImportError:  # a psycopg2 Django project: django_bridge.install runs install() itself
-    _DriverError = PgAuditError
+    _DriverError: tuple[type[Exception], ...] = (psycopg.Error,)
+except ImportError:  # a psycopg2 Django project: django_bridge.install's connection raises
+    _DriverError = ()  # PgAuditError with the server's message itself
 
 __all__ = [
     "EVENT_COLUMNS", "Step", "available_steps", "install", "installed_version", "latest_version",

@@ -307,3 +307,34 @@ def test_application_login_reinstalling_a_current_schema_gains_nothing(
             conn.execute(
                 sql.SQL("ALTER ROLE {} NOCREATEROLE").format(sql.Identifier(roles["app"]))
             )
+
+
+def test_a_failed_install_without_psycopg_keeps_its_message() -> None:
+    """A psycopg2 Django project has no psycopg 3: django_bridge.install's connection
+    raises PgAuditError with the server's message, which must reach the user as it is
+    (it once met ``exc.diag``, which only psycopg's errors have)."""
+    script = """
+import sys
+sys.modules["psycopg"] = None  # as if not installed
+from pg_audit_schema.errors import PgAuditError
+from pg_audit_schema.installer import install
+
+class Refusing:
+    def execute(self, sql):
+        raise PgAuditError("installing the audit schema failed: permission denied for x")
+    def transaction(self):
+        import contextlib
+        return contextlib.nullcontext()
+
+try:
+    install(Refusing())
+except PgAuditError as exc:
+    print(exc)
+"""
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=ROOT, check=False)
+    assert out.stdout.strip() == (
+        "installing the audit schema failed: permission denied for x"
+    ), out.stderr
