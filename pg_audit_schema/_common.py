@@ -17,7 +17,7 @@ from .installer import installed_version
 
 # Exit statuses, documented in `pg-audit --help` (EXIT_STATUSES) and docs/cli.md.
 EXIT_OK = 0
-EXIT_TAMPERED = 1  # verify and archive verify only: a check found the trail altered
+EXIT_TAMPERED = 1  # verify, archive verify and archive show only: the trail or an archive altered
 EXIT_ERROR = 2  # anything else that went wrong: bad input, connection, permission, files
 EXIT_BUG = 3  # an unexpected error in pg-audit itself (a traceback follows)
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
@@ -25,7 +25,8 @@ EXIT_PIPE = 141  # the reader of the output went away (export | head), as after 
 
 EXIT_STATUSES = f"""exit status:
   {EXIT_OK}    success
-  {EXIT_TAMPERED}    verify or archive verify found the trail or an archive altered (only then)
+  {EXIT_TAMPERED}    verify, archive verify or archive show found the trail or an archive
+       altered (only then)
   {EXIT_ERROR}    any other failure, said in one line on stderr: bad arguments, cannot
        connect, schema not installed, permission denied, no such table, file errors
   {EXIT_BUG}    an unexpected error in pg-audit itself (please report it)

@@ -439,7 +439,8 @@ def test_help_lists_every_subcommand_and_the_exit_statuses(
         assert f"    {command} " in out
     statuses = out.split("exit status:", 1)[1]
     for code, meaning in [
-        ("0", "success"), ("1", "verify or archive verify found"), ("2", "any other failure"),
+        ("0", "success"), ("1", "verify, archive verify or archive show found"),
+        ("2", "any other failure"),
         ("3", "unexpected"), ("130", "interrupted"), ("141", "went away"),
     ]:
         assert f"\n  {code} " in statuses and meaning in statuses, (code, statuses)
