@@ -300,7 +300,7 @@ BEGIN
         END LOOP;
     ELSIF op = 'update_ctx' THEN
         FOR i IN 0 .. n - 1 LOOP
-            -- the middleware's five set_config calls, then the statement
+            -- the five context settings (transaction-local), then the statement
             PERFORM set_config('audit.actor_id', {actor_id}, true),
                     set_config('audit.actor_name', {actor_name}, true),
                     set_config('audit.ip', {ip}, true),

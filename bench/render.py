@@ -219,8 +219,10 @@ def _floors(sq: dict[str, Any]) -> list[str]:
         "- **bare heap**: the same constant row into a table with the log's columns and defaults, "
         "no index, no partitions;\n"
         "- **tracked**: `audit.enable_tracking`, the triggers listed under *This run*.\n\n"
-        "*UPDATE with context* sends the middleware's five `set_config(..., true)` calls before "
-        "each UPDATE, in every variant. Without context, capture also records the statement text.\n"
+        "*UPDATE with context* sets the five context settings with `set_config(..., true)` "
+        "before each UPDATE, in every variant (the same transaction-local settings the Django "
+        "bridge sends as five `SET LOCAL`; as the same cost is in every variant, it cancels out "
+        "of the overheads). Without context, capture also records the statement text.\n"
     )
     by = {(r["operation"], r["variant"]): r for r in fs["variants"]}
     head = ["statement", "untracked us", "no-op row", "no-op stmt", "same log row",
