@@ -131,6 +131,8 @@ def check_history_buttons(app_configs: Any = None, **kwargs: Any) -> list[checks
     from django.apps import apps
     from django.contrib import admin
 
+    if not apps.is_installed("django.contrib.admin"):  # .admin below needs its site
+        return []
     from .admin import AuditHistoryMixin
     from .tracking import AuditCapture
 

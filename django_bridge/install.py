@@ -9,8 +9,10 @@ steps join the migration's transaction as a savepoint.
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from importlib import import_module
 from typing import Any
 
 from django.apps import apps as global_apps
@@ -140,19 +142,36 @@ def refuse_unapplying(plan: list[tuple[Any, bool]] | None, **kwargs: Any) -> Non
             raise CommandError(REFUSAL)
 
 
-def tracked_apps() -> list[tuple[str, str]]:
-    """(label, "__first__") of every app with a model declared with tracked(): the install
-    migration runs before them, whatever their labels and dependencies say."""
-    from .tracking import AuditCapture
+def capture_migrations() -> list[tuple[str, str]]:
+    """(label, name) of every migration, in any app, that adds a capture trigger: the install
+    migration runs before each of them, whatever their labels and dependencies say. Not before
+    an app's first migration: a project adopting pg-audit applied that one long ago, and
+    migrate would refuse the history (InconsistentMigrationHistory)."""
+    from django.db.migrations.loader import MigrationLoader
+    from pgtrigger.migrations import AddTrigger
+
+    from .tracking import AuditCapture, CompiledCapture
 
     if not global_apps.ready:  # a migration module imported outside a set-up project
         return []
-    labels = {
-        model._meta.app_label
-        for model in global_apps.get_models(include_auto_created=True)
-        if any(isinstance(t, AuditCapture) for t in getattr(model._meta, "triggers", ()))
-    }
-    return [(label, "__first__") for label in sorted(labels - {"django_bridge"})]
+    found = []
+    for config in global_apps.get_app_configs():
+        package_name = MigrationLoader.migrations_module(config.label)[0]
+        if config.label == "django_bridge" or package_name is None:
+            continue
+        try:
+            package = import_module(package_name)
+        except ModuleNotFoundError:  # no migrations; anything else, Django's loader reports
+            continue
+        for _, name, is_pkg in pkgutil.iter_modules(getattr(package, "__path__", [])):
+            if is_pkg or name[0] in "_~":  # as Django's loader skips them
+                continue
+            migration = getattr(import_module(f"{package_name}.{name}"), "Migration", None)
+            if any(isinstance(op, AddTrigger)
+                   and isinstance(op.trigger, (CompiledCapture, AuditCapture))
+                   for op in getattr(migration, "operations", ())):
+                found.append((config.label, name))
+    return sorted(found)
 
 
 def _unmigrated(using: str) -> bool:
